@@ -1,0 +1,246 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// Execute runs a submission's MapReduce job in a fresh container of the
+// Hadoop runtime image, heartbeating while it runs. It enforces the
+// assignment's time limit itself: a job that exceeds it is killed and the
+// result is the student outcome time_limit_exceeded, which is final. When
+// the activity is canceled, or its worker stops, the container is killed.
+// The job's part-* files are stored in GridFS for the compare step.
+func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) {
+	info := activity.GetInfo(ctx)
+	log := activity.GetLogger(ctx)
+	id := plan.SubmissionID
+	if err := a.Store.MarkStage(ctx, id, store.StageRunning, "execute", int(info.Attempt), time.Now()); err != nil {
+		return Execution{}, err
+	}
+	a.notify(ctx, info.WorkflowExecution.ID, store.StageRunning)
+	// An earlier attempt whose worker died may have left its container on
+	// this engine; it must not run beside this one.
+	a.removeStale(ctx, id, int(info.Attempt))
+
+	dir, cleanup, err := a.scratch(id, "execute", info.Attempt)
+	if err != nil {
+		return Execution{}, err
+	}
+	defer cleanup()
+	jobDir := filepath.Join(dir, "job")
+	var cmd []string
+	switch plan.Runtime {
+	case store.RuntimeStreaming:
+		if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(id), jobDir, a.Config.MaxSubmission); err != nil {
+			return Execution{}, err
+		}
+		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
+		if plan.Config.Combiner != "" {
+			cmd = append(cmd, "--combiner", plan.Config.Combiner)
+		}
+	case store.RuntimeJar:
+		jar, err := a.Store.ReadFile(ctx, plan.Jar, a.Config.MaxSubmission)
+		if err != nil {
+			return Execution{}, err
+		}
+		if err := os.MkdirAll(jobDir, 0o755); err != nil {
+			return Execution{}, fmt.Errorf("job dir: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(jobDir, "job.jar"), jar, 0o644); err != nil {
+			return Execution{}, fmt.Errorf("write jar: %w", err)
+		}
+		cmd = []string{"jar", "--main-class", plan.Config.MainClass, "--jar", "/job/job.jar"}
+	default:
+		return Execution{}, configFailure("unknown runtime %q", plan.Runtime)
+	}
+	inputDir, err := a.inputs.get(ctx, a, plan.Config)
+	if err != nil {
+		return Execution{}, err
+	}
+
+	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
+	points := plan.Config.Points
+	spec := a.spec(plan.Request, "execute", info, cmd, plan.Config.MemoryMB, plan.Config.CPUs)
+	spec.Mounts = []docker.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
+	spec.TimeLimit = limit
+	// The runner's own backstop, should this worker die and leave it running.
+	spec.Env = append(spec.Env, "GRADEFLOW_TIMEOUT_SECONDS="+strconv.Itoa(plan.Config.TimeLimitSeconds+30))
+	spec.TickEvery = a.Config.HeartbeatEvery
+	spec.Tick = func(elapsed time.Duration) {
+		activity.RecordHeartbeat(ctx, elapsed.Round(time.Millisecond).String())
+	}
+	res, err := a.Docker.Run(ctx, spec)
+	if err != nil {
+		return Execution{}, err
+	}
+	if err := a.Store.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
+		return Execution{}, err
+	}
+	log.Info("job finished", "exit", res.ExitCode, "elapsed", res.Elapsed, "oom", res.OOMKilled, "timedOut", res.TimedOut)
+	if v, failed := judgeRun(res, limit, plan.Config.MemoryMB, a.Config.MaxOutput); failed {
+		v.MaxScore = points
+		return Execution{}, studentFailure(v)
+	}
+	b, err := parseBundle(res.Stdout)
+	if err != nil {
+		// A job that killed its own runner (exit 137 from a fork bomb, say)
+		// is the student's; a clean exit with no result is ours.
+		if res.ExitCode != 0 {
+			return Execution{}, studentFailure(Verdict{store.OutcomeRuntimeError,
+				fmt.Sprintf("the job ended abnormally (exit code %d)\n%s", res.ExitCode, tail(res.Stderr, 2048)), points})
+		}
+		return Execution{}, fmt.Errorf("execute container: %w", err)
+	}
+	if !b.result.OK {
+		return Execution{}, studentFailure(Verdict{store.OutcomeRuntimeError, runtimeFeedback(b.result, res.Stderr), points})
+	}
+
+	// Replace any output of an earlier attempt, then store this one's.
+	if err := a.Store.DeletePrefix(ctx, store.OutputPrefix(id)); err != nil {
+		return Execution{}, err
+	}
+	exec := Execution{RunSeconds: res.Elapsed.Seconds()}
+	names := make([]string, 0, len(b.files))
+	for name := range b.files {
+		if strings.HasPrefix(name, "output/") && store.ValidRelPath(name) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		gname := store.OutputPrefix(id) + strings.TrimPrefix(name, "output/")
+		if err := a.Store.PutFile(ctx, gname, b.files[name]); err != nil {
+			return Execution{}, err
+		}
+		exec.Outputs = append(exec.Outputs, gname)
+	}
+	return exec, nil
+}
+
+// judgeRun turns a killed or flooded container into a student outcome.
+func judgeRun(res docker.Result, limit time.Duration, memoryMB int, maxOutput int64) (Verdict, bool) {
+	switch {
+	case res.TimedOut:
+		return Verdict{Outcome: store.OutcomeTimeLimit, Feedback: fmt.Sprintf("the job did not finish within the time limit of %s and was stopped", limit)}, true
+	case res.OOMKilled:
+		return Verdict{Outcome: store.OutcomeMemoryLimit, Feedback: fmt.Sprintf("the job used more than its memory limit of %d MiB and was stopped", memoryMB)}, true
+	case res.StdoutTruncated:
+		return Verdict{Outcome: store.OutcomeOutputLimit, Feedback: fmt.Sprintf("the job's output exceeded the limit of %d bytes", maxOutput)}, true
+	}
+	return Verdict{}, false
+}
+
+func runtimeFeedback(r *runResult, stderr string) string {
+	msg := strings.TrimSpace(r.Message)
+	if msg == "" {
+		msg = fmt.Sprintf("the job failed (exit code %d)", r.ExitCode)
+	}
+	if t := tail(stderr, 3072); t != "" {
+		msg += "\n\n" + t
+	}
+	return msg
+}
+
+// spec builds the sandbox spec shared by every container of a submission.
+func (a *Activities) spec(req Request, kind string, info activity.Info, cmd []string, memoryMB int, cpus float64) docker.Spec {
+	mem := int64(memoryMB) << 20
+	attempt := strconv.Itoa(int(info.Attempt))
+	return docker.Spec{
+		Name:  fmt.Sprintf("gradeflow-%s-%s-a%s", kind, req.SubmissionID, attempt),
+		Image: a.Config.Image,
+		Cmd:   cmd,
+		Labels: map[string]string{
+			docker.LabelManaged:    "true",
+			docker.LabelSubmission: req.SubmissionID,
+			docker.LabelWorkflow:   info.WorkflowExecution.ID,
+			docker.LabelActivity:   info.ActivityID,
+			docker.LabelAttempt:    attempt,
+			docker.LabelKind:       kind,
+		},
+		MemoryBytes:  mem,
+		NanoCPUs:     int64(cpus * 1e9),
+		PidsLimit:    a.Config.PidsLimit,
+		ScratchBytes: int64(float64(mem) * a.Config.ScratchFraction),
+		StdoutCap:    a.Config.MaxOutput,
+		StderrCap:    a.Config.StderrBytes,
+	}
+}
+
+// removeStale removes containers of earlier attempts of this submission.
+func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
+	list, err := a.Docker.ListManaged(ctx)
+	if err != nil {
+		return // the run itself will surface an engine problem
+	}
+	for _, c := range list {
+		if c.Labels[docker.LabelSubmission] != id || c.Labels[docker.LabelKind] != "execute" {
+			continue
+		}
+		if n, _ := strconv.Atoi(c.Labels[docker.LabelAttempt]); n < attempt {
+			_ = a.Docker.Remove(ctx, c.ID)
+		}
+	}
+}
+
+// scratch makes a private host directory for one attempt.
+func (a *Activities) scratch(id, kind string, attempt int32) (string, func(), error) {
+	dir := filepath.Join(a.Config.WorkDir, "runs", fmt.Sprintf("%s-%s-a%d", id, kind, attempt))
+	_ = os.RemoveAll(dir) // left by a crashed earlier try
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }, nil
+}
+
+// inputCache keeps each assignment's input data on the host, fetched from
+// GridFS once per version of the assignment rather than once per job.
+type inputCache struct {
+	mu sync.Mutex
+}
+
+func (c *inputCache) get(ctx context.Context, a *Activities, cfg store.Assignment) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dir := filepath.Join(a.Config.WorkDir, "inputs", fmt.Sprintf("%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli()))
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if _, err := a.Store.FetchDir(ctx, store.InputPrefix(cfg.Name), tmp, a.Config.MaxInput); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", fmt.Errorf("input cache: %w", err)
+	}
+	return dir, nil
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,187 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// Sanity checks a submission before it may queue for execution: Python
+// files are compiled and scanned for forbidden imports, Java sources are
+// compiled against the Hadoop jars. Both happen inside a sandbox container,
+// so no student code is parsed or run on the worker host. A compiled jar is
+// stored in GridFS for the execute step.
+func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
+	info := activity.GetInfo(ctx)
+	if err := a.Store.MarkStage(ctx, req.SubmissionID, store.StageSanity, "sanity", int(info.Attempt), time.Now()); err != nil {
+		return Plan{}, err
+	}
+	cfg, err := a.Store.Assignment(ctx, req.Assignment)
+	if errors.Is(err, store.ErrNotFound) {
+		return Plan{}, configFailure("assignment %q does not exist", req.Assignment)
+	}
+	if err != nil {
+		return Plan{}, err
+	}
+	cfg.Defaults()
+	if len(cfg.ExpectedFiles) == 0 {
+		return Plan{}, configFailure("assignment %q has no expected output", req.Assignment)
+	}
+
+	names, err := a.Store.ListFiles(ctx, store.SubmissionPrefix(req.SubmissionID))
+	if err != nil {
+		return Plan{}, err
+	}
+	files := make([]string, 0, len(names))
+	for _, n := range names {
+		files = append(files, strings.TrimPrefix(n, store.SubmissionPrefix(req.SubmissionID)))
+	}
+	runtime, err := DetectRuntime(cfg, files)
+	if err != nil {
+		return Plan{}, studentFailure(Verdict{store.OutcomeInvalidSubmission, err.Error(), cfg.Points})
+	}
+	plan := Plan{Request: req, Config: cfg, Runtime: runtime, Files: files}
+
+	dir, cleanup, err := a.scratch(req.SubmissionID, "sanity", info.Attempt)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer cleanup()
+	if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(req.SubmissionID), dir+"/job", a.Config.MaxSubmission); err != nil {
+		return Plan{}, err
+	}
+
+	var cmd []string
+	if runtime == store.RuntimeStreaming {
+		cmd = []string{"sanity-python"}
+		if len(cfg.ForbiddenModules) > 0 {
+			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
+		}
+	} else {
+		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
+	}
+	spec := a.spec(req, "sanity", info, cmd, 1024, 1)
+	spec.Mounts = []docker.Mount{{Source: dir + "/job", Target: "/job"}}
+	spec.TimeLimit = a.Config.SanityTimeout
+	res, err := a.Docker.Run(ctx, spec)
+	if err != nil {
+		return Plan{}, err
+	}
+	if res.TimedOut {
+		return Plan{}, studentFailure(Verdict{compileOutcome(runtime), fmt.Sprintf("the check did not finish within %s", a.Config.SanityTimeout), cfg.Points})
+	}
+	b, err := parseBundle(res.Stdout)
+	if err != nil {
+		// The checker is our code; if it broke, that is ours to retry.
+		return Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
+	}
+	if !b.result.OK {
+		return Plan{}, studentFailure(Verdict{sanityOutcome(runtime, b.result), sanityFeedback(b.result), cfg.Points})
+	}
+	if runtime == store.RuntimeJar {
+		jar, ok := b.files["job.jar"]
+		if !ok {
+			return Plan{}, fmt.Errorf("sanity container reported success but wrote no job.jar")
+		}
+		plan.Jar = store.ArtifactFile(req.SubmissionID, "job.jar")
+		if err := a.Store.PutFile(ctx, plan.Jar, jar); err != nil {
+			return Plan{}, err
+		}
+	}
+	if err := a.Store.MarkStage(ctx, req.SubmissionID, store.StageQueued, "", 0, time.Now()); err != nil {
+		return Plan{}, err
+	}
+	return plan, nil
+}
+
+// DetectRuntime decides how a submission runs from its file names: Java
+// sources or a jar run with RunJar; a mapper and a reducer run with Hadoop
+// streaming. It explains what is missing otherwise.
+func DetectRuntime(cfg store.Assignment, files []string) (string, error) {
+	has := map[string]bool{}
+	var java, jars, py int
+	for _, f := range files {
+		has[f] = true
+		switch path.Ext(f) {
+		case ".java":
+			java++
+		case ".jar":
+			jars++
+		case ".py":
+			py++
+		}
+	}
+	var runtime string
+	switch {
+	case java > 0 && jars > 0:
+		return "", fmt.Errorf("submit Java sources or one jar, not both")
+	case jars > 1:
+		return "", fmt.Errorf("submit one jar, not %d", jars)
+	case java > 0 || jars == 1:
+		runtime = store.RuntimeJar
+	case has[cfg.Mapper] && has[cfg.Reducer]:
+		runtime = store.RuntimeStreaming
+	case py > 0:
+		missing := []string{}
+		for _, f := range []string{cfg.Mapper, cfg.Reducer} {
+			if !has[f] {
+				missing = append(missing, f)
+			}
+		}
+		sort.Strings(missing)
+		return "", fmt.Errorf("a streaming submission needs %s and %s; missing %s", cfg.Mapper, cfg.Reducer, strings.Join(missing, ", "))
+	default:
+		return "", fmt.Errorf("no runnable files: submit %s and %s, or Java sources with class %s", cfg.Mapper, cfg.Reducer, cfg.MainClass)
+	}
+	if !cfg.Allows(runtime) {
+		return "", fmt.Errorf("assignment %s does not accept %s submissions (it accepts %s)", cfg.Name, runtime, strings.Join(cfg.Runtimes, ", "))
+	}
+	return runtime, nil
+}
+
+func compileOutcome(runtime string) store.Outcome {
+	if runtime == store.RuntimeJar {
+		return store.OutcomeCompileError
+	}
+	return store.OutcomeSyntaxError
+}
+
+// sanityOutcome picks the outcome of a failed check: syntax errors come
+// before forbidden imports, since they stop everything else.
+func sanityOutcome(runtime string, r *runResult) store.Outcome {
+	if runtime == store.RuntimeJar {
+		return store.OutcomeCompileError
+	}
+	for _, e := range r.Errors {
+		if e.Category == "syntax" {
+			return store.OutcomeSyntaxError
+		}
+	}
+	if len(r.Errors) > 0 {
+		return store.OutcomeForbiddenImport
+	}
+	return store.OutcomeSyntaxError
+}
+
+func sanityFeedback(r *runResult) string {
+	var sb strings.Builder
+	if r.Message != "" {
+		sb.WriteString(strings.TrimSpace(r.Message))
+	}
+	for _, e := range r.Errors {
+		if sb.Len() > 0 {
+			sb.WriteByte('\n')
+		}
+		sb.WriteString(e.String())
+	}
+	return truncate(sb.String(), 4096)
+}

@@ -1,0 +1,48 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// PutAssignment creates or replaces an assignment's configuration. Its input
+// and expected files must be stored first (under InputPrefix and
+// ExpectedPrefix); their names are listed into the configuration here.
+func (s *Store) PutAssignment(ctx context.Context, a Assignment) error {
+	a.Defaults()
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if a.InputFiles, err = s.ListFiles(ctx, InputPrefix(a.Name)); err != nil {
+		return err
+	}
+	if a.ExpectedFiles, err = s.ListFiles(ctx, ExpectedPrefix(a.Name)); err != nil {
+		return err
+	}
+	a.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	opts := options.Replace().SetUpsert(true)
+	if _, err := s.assignments.ReplaceOne(ctx, bson.D{{Key: "_id", Value: a.Name}}, a, opts); err != nil {
+		return fmt.Errorf("put assignment %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// Assignment returns the named assignment.
+func (s *Store) Assignment(ctx context.Context, name string) (Assignment, error) {
+	var a Assignment
+	err := s.assignments.FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&a)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Assignment{}, fmt.Errorf("assignment %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Assignment{}, fmt.Errorf("find assignment %s: %w", name, err)
+	}
+	return a, nil
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// ErrTooLarge is returned when a file or a set of files exceeds a size cap.
+var ErrTooLarge = errors.New("too large")
+
+// PutFile stores data under name, replacing any earlier content. The file's
+// GridFS ID is its name, so a retried write replaces rather than duplicates.
+func (s *Store) PutFile(ctx context.Context, name string, data []byte) error {
+	return s.PutFileFrom(ctx, name, bytes.NewReader(data))
+}
+
+// PutFileFrom stores the content of r under name, replacing earlier content.
+func (s *Store) PutFileFrom(ctx context.Context, name string, r io.Reader) error {
+	if err := s.files.Delete(ctx, name); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
+		return fmt.Errorf("replace file %s: %w", name, err)
+	}
+	if err := s.files.UploadFromStreamWithID(ctx, name, name, r); err != nil {
+		return fmt.Errorf("upload file %s: %w", name, err)
+	}
+	return nil
+}
+
+// ReadFile returns the content of name, failing with ErrTooLarge beyond max bytes.
+func (s *Store) ReadFile(ctx context.Context, name string, max int64) ([]byte, error) {
+	ds, err := s.files.OpenDownloadStream(ctx, name)
+	if errors.Is(err, mongo.ErrFileNotFound) {
+		return nil, fmt.Errorf("file %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open file %s: %w", name, err)
+	}
+	defer ds.Close()
+	if ds.GetFile().Length > max {
+		return nil, fmt.Errorf("file %s is %d bytes: %w", name, ds.GetFile().Length, ErrTooLarge)
+	}
+	data, err := io.ReadAll(ds)
+	if err != nil {
+		return nil, fmt.Errorf("read file %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// ListFiles returns the names of the files under prefix, sorted.
+func (s *Store) ListFiles(ctx context.Context, prefix string) ([]string, error) {
+	cur, err := s.files.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(prefix)}}}})
+	if err != nil {
+		return nil, fmt.Errorf("list files %s: %w", prefix, err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list files %s: %w", prefix, err)
+	}
+	names := make([]string, 0, len(docs))
+	for _, d := range docs {
+		names = append(names, d.ID)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// FetchDir downloads every file under prefix into dir, keeping the paths
+// relative to prefix. It fails with ErrTooLarge when the files together
+// exceed max bytes, and returns the relative names written.
+func (s *Store) FetchDir(ctx context.Context, prefix, dir string, max int64) ([]string, error) {
+	names, err := s.ListFiles(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	rels := make([]string, 0, len(names))
+	for _, name := range names {
+		rel := strings.TrimPrefix(name, prefix)
+		if !ValidRelPath(rel) {
+			return nil, fmt.Errorf("file %s: unsafe path", name)
+		}
+		n, err := s.fetchOne(ctx, name, filepath.Join(dir, filepath.FromSlash(rel)), max-total)
+		if err != nil {
+			return nil, err
+		}
+		total += n
+		rels = append(rels, rel)
+	}
+	return rels, nil
+}
+
+func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (int64, error) {
+	ds, err := s.files.OpenDownloadStream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("open file %s: %w", name, err)
+	}
+	defer ds.Close()
+	if ds.GetFile().Length > budget {
+		return 0, fmt.Errorf("file %s: %w", name, ErrTooLarge)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return 0, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	n, err := io.Copy(f, ds)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// DeletePrefix removes every file under prefix. Deleting nothing is not an error.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	names, err := s.ListFiles(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := s.files.Delete(ctx, name); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
+			return fmt.Errorf("delete file %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// CreateSubmission inserts a new submission in stage submitted. It reports
+// created=false, and no error, when a submission with that ID exists already.
+func (s *Store) CreateSubmission(ctx context.Context, sub Submission) (created bool, err error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sub.Stage = StageSubmitted
+	sub.Status = StatusPending
+	sub.Times = Times{Submitted: &now}
+	sub.UpdatedAt = now
+	if _, err := s.submissions.InsertOne(ctx, sub); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("insert submission %s: %w", sub.ID, err)
+	}
+	return true, nil
+}
+
+// Submission returns the submission with the given ID.
+func (s *Store) Submission(ctx context.Context, id string) (Submission, error) {
+	var sub Submission
+	err := s.submissions.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&sub)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Submission{}, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Submission{}, fmt.Errorf("find submission %s: %w", id, err)
+	}
+	return sub, nil
+}
+
+// stageTime maps a stage to the Times field that records its first arrival.
+var stageTime = map[Stage]string{
+	StageSanity:  "times.sanity_started",
+	StageQueued:  "times.queued",
+	StageRunning: "times.execute_started",
+	StageDone:    "times.completed",
+}
+
+// MarkStage moves a submission to stage, as seen by attempt number attempt
+// of the activity named activity. It is idempotent: the first arrival time
+// and the highest attempt win, and a submission that is already done is
+// never moved back.
+func (s *Store) MarkStage(ctx context.Context, id string, stage Stage, activity string, attempt int, at time.Time) error {
+	at = at.UTC().Truncate(time.Millisecond)
+	set := bson.D{{Key: "stage", Value: stage}, {Key: "updated_at", Value: at}}
+	update := bson.D{{Key: "$set", Value: set}}
+	if activity != "" && attempt > 0 {
+		update = append(update, bson.E{Key: "$max", Value: bson.D{{Key: "attempts." + activity, Value: attempt}}})
+	}
+	if field, ok := stageTime[stage]; ok {
+		update = append(update, bson.E{Key: "$min", Value: bson.D{{Key: field, Value: at}}})
+	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "stage", Value: bson.D{{Key: "$ne", Value: StageDone}}}}
+	if _, err := s.submissions.UpdateOne(ctx, filter, update); err != nil {
+		return fmt.Errorf("mark submission %s %s: %w", id, stage, err)
+	}
+	return nil
+}
+
+// MarkExecuteEnded records when the submission's container finished.
+func (s *Store) MarkExecuteEnded(ctx context.Context, id string, at time.Time) error {
+	at = at.UTC().Truncate(time.Millisecond)
+	update := bson.D{{Key: "$min", Value: bson.D{{Key: "times.execute_ended", Value: at}}}}
+	if _, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); err != nil {
+		return fmt.Errorf("mark submission %s executed: %w", id, err)
+	}
+	return nil
+}
+
+// Record writes a submission's final state. Writing the same Final twice
+// leaves the same document, so a retried record step is harmless. The
+// document is upserted: a submission started without the API (by staff in
+// the Temporal UI, say) still gets a record.
+func (s *Store) Record(ctx context.Context, id string, sub Submission, f Final, at time.Time) error {
+	at = at.UTC().Truncate(time.Millisecond)
+	set := bson.D{
+		{Key: "stage", Value: StageDone},
+		{Key: "status", Value: f.Status},
+		{Key: "outcome", Value: f.Outcome},
+		{Key: "score", Value: f.Score},
+		{Key: "max_score", Value: f.MaxScore},
+		{Key: "feedback", Value: f.Feedback},
+		{Key: "tests", Value: f.Tests},
+		{Key: "run_seconds", Value: f.RunSeconds},
+		{Key: "error_detail", Value: f.ErrorDetail},
+		{Key: "updated_at", Value: at},
+	}
+	update := bson.D{
+		{Key: "$set", Value: set},
+		{Key: "$min", Value: bson.D{{Key: "times.completed", Value: at}}},
+		{Key: "$setOnInsert", Value: bson.D{
+			{Key: "assignment", Value: sub.Assignment},
+			{Key: "student", Value: sub.Student},
+			{Key: "workflow_id", Value: sub.WorkflowID},
+			{Key: "files", Value: sub.Files},
+			{Key: "times.submitted", Value: at},
+		}},
+	}
+	opts := options.UpdateOne().SetUpsert(true)
+	if _, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update, opts); err != nil {
+		return fmt.Errorf("record submission %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSubmission removes a submission and its files. The API uses it to
+// leave no partial state behind when a submission cannot be started.
+func (s *Store) DeleteSubmission(ctx context.Context, id string) error {
+	if err := s.DeletePrefix(ctx, SubmissionPrefix(id)); err != nil {
+		return err
+	}
+	if _, err := s.submissions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete submission %s: %w", id, err)
+	}
+	return nil
+}

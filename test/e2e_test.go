@@ -1,0 +1,217 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
+)
+
+// stk is the stack every test in this package shares; executeWorker is the
+// one process serving the execute queue (the kill test replaces it).
+var (
+	stk           *stack
+	executeWorker *proc
+	executeMu     sync.Mutex
+)
+
+const exampleDir = "examples/wordcount"
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	s, err := startStack(stackOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot start the stack:", err)
+		return 1
+	}
+	defer s.stop()
+	stk = s
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := s.startWorker(ctx, "worker-sanity-grade", "sanity,grade"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if executeWorker, err = s.startWorker(ctx, "worker-execute", "execute"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if _, err := s.starter(ctx, "assignment", exampleDir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// expectation is an example's documented outcome (examples/*/outcomes.json).
+type expectation struct {
+	Outcome store.Outcome `json:"outcome"`
+	Score   *float64      `json:"score"`
+}
+
+func loadExpectations(t testing.TB) map[string]expectation {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(stk.root, exampleDir, "outcomes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]expectation
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// readFiles reads a submission directory as the portal would upload it.
+func readFiles(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		data, err := os.ReadFile(path)
+		files[filepath.ToSlash(rel)] = data
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// submit submits the files of dir and returns the run.
+func submit(t testing.TB, ctx context.Context, id, dir string) workflows.Result {
+	t.Helper()
+	run, created, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+		ID: id, Assignment: "wordcount", Student: "e2e-student", Files: readFiles(t, dir),
+	})
+	if err != nil {
+		t.Fatalf("submit %s: %v", id, err)
+	}
+	if !created {
+		t.Fatalf("submit %s: not created", id)
+	}
+	var res workflows.Result
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("grade %s: %v", id, err)
+	}
+	return res
+}
+
+// TestExamples grades every bundled example and checks it reaches its
+// documented outcome, in the workflow result and in the read model.
+func TestExamples(t *testing.T) {
+	want := loadExpectations(t)
+	if len(want) < 6 {
+		t.Fatalf("outcomes.json documents %d examples, want at least 6", len(want))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	batch := randHex(3)
+	for name, exp := range want {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			id := name + "-" + batch
+			res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", name))
+			if res.Status != store.StatusGraded || res.Outcome != exp.Outcome {
+				t.Fatalf("got %s/%s, want graded/%s; feedback:\n%s", res.Status, res.Outcome, exp.Outcome, res.Feedback)
+			}
+			if exp.Score != nil && res.Score != *exp.Score {
+				t.Errorf("score %g, want %g", res.Score, *exp.Score)
+			}
+			if res.MaxScore != 100 {
+				t.Errorf("max score %g, want 100", res.MaxScore)
+			}
+			if res.Outcome != store.OutcomePassed && res.Feedback == "" {
+				t.Errorf("no feedback for %s", res.Outcome)
+			}
+			sub, err := stk.store.Submission(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sub.Stage != store.StageDone || sub.Status != res.Status || sub.Outcome != res.Outcome || sub.Score != res.Score {
+				t.Errorf("read model %s/%s/%s/%g disagrees with result %s/%s/%g", sub.Stage, sub.Status, sub.Outcome, sub.Score, res.Status, res.Outcome, res.Score)
+			}
+			if sub.Times.Submitted == nil || sub.Times.SanityStarted == nil || sub.Times.Completed == nil {
+				t.Errorf("missing stage times: %+v", sub.Times)
+			}
+			if sub.Attempts["sanity"] != 1 {
+				t.Errorf("sanity attempts %d, want 1", sub.Attempts["sanity"])
+			}
+			ranJob := res.Outcome == store.OutcomePassed || res.Outcome == store.OutcomeWrongAnswer || res.Outcome == store.OutcomeTimeLimit
+			if ranJob && (sub.Times.Queued == nil || sub.Times.ExecuteStarted == nil || sub.Attempts["execute"] != 1) {
+				t.Errorf("execute not recorded: times %+v attempts %v", sub.Times, sub.Attempts)
+			}
+		})
+	}
+}
+
+// TestDuplicateSubmissionGradedOnce submits the same ID twice, the second
+// time while the first is still grading: one workflow run, one record.
+func TestDuplicateSubmissionGradedOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id := "dup-" + randHex(4)
+	files := readFiles(t, filepath.Join(stk.root, exampleDir, "submissions", "python-correct"))
+	sub := workflows.NewSubmission{ID: id, Assignment: "wordcount", Student: "dup", Files: files}
+	run1, created1, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
+	if err != nil || !created1 {
+		t.Fatalf("first submit: created=%v err=%v", created1, err)
+	}
+	run2, created2, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
+	if err != nil || created2 {
+		t.Fatalf("second submit: created=%v err=%v, want existing", created2, err)
+	}
+	if run1.GetRunID() != run2.GetRunID() {
+		t.Fatalf("second submit started run %s, first was %s", run2.GetRunID(), run1.GetRunID())
+	}
+	var res workflows.Result
+	if err := run1.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	// After completion too: the ID is never reused.
+	run3, created3, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
+	if err != nil || created3 || run3.GetRunID() != run1.GetRunID() {
+		t.Fatalf("submit after completion: created=%v err=%v run %s", created3, err, run3.GetRunID())
+	}
+	if n := countCompleted(t, ctx, id, "Record"); n != 1 {
+		t.Fatalf("Record completed %d times, want 1", n)
+	}
+}
+
+// countCompleted counts the completed activities of a type in a
+// submission's workflow history.
+func countCompleted(t testing.TB, ctx context.Context, id, activityType string) int {
+	t.Helper()
+	iter := stk.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	scheduled := map[int64]string{}
+	n := 0
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == activityType {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/gradeflow/gradeflow/docker"
+)
+
+// janitor removes grading containers that no live activity attempt owns:
+// those left by a worker that crashed, was killed, or lost its engine
+// connection. Temporal is the judge of liveness, so workers sharing an
+// engine never remove each other's running containers.
+type janitor struct {
+	docker   *docker.Runner
+	temporal client.Client
+	log      *zap.Logger
+	grace    time.Duration // younger containers are never judged
+}
+
+// loop sweeps at start and then every interval until ctx ends.
+func (j *janitor) loop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := j.sweep(ctx); err != nil && ctx.Err() == nil {
+			j.log.Warn("orphan sweep", zap.Error(err))
+		} else if n > 0 {
+			j.log.Info("removed orphaned containers", zap.Int("count", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep removes every orphan it finds and reports how many.
+func (j *janitor) sweep(ctx context.Context) (int, error) {
+	list, err := j.docker.ListManaged(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, c := range list {
+		if time.Since(c.Created) < j.grace {
+			continue
+		}
+		live, err := j.live(ctx, c.Labels)
+		if err != nil {
+			j.log.Debug("cannot judge container", zap.String("container", c.Name), zap.Error(err))
+			continue
+		}
+		if live {
+			continue
+		}
+		if err := j.docker.Remove(ctx, c.ID); err != nil {
+			return removed, err
+		}
+		j.log.Info("removed orphaned container", zap.String("container", c.Name))
+		removed++
+	}
+	return removed, nil
+}
+
+// live reports whether the activity attempt that created a container is
+// still the one running.
+func (j *janitor) live(ctx context.Context, labels map[string]string) (bool, error) {
+	wf, act := labels[docker.LabelWorkflow], labels[docker.LabelActivity]
+	attempt, err := strconv.Atoi(labels[docker.LabelAttempt])
+	if wf == "" || act == "" || err != nil {
+		return false, nil // not ours to keep
+	}
+	desc, err := j.temporal.DescribeWorkflowExecution(ctx, wf, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return false, nil
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityId() == act {
+			return int(pa.GetAttempt()) == attempt && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED, nil
+		}
+	}
+	return false, nil
+}
