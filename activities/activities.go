@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -77,6 +78,10 @@ type Activities struct {
 	// the workflow cannot observe itself (its execute activity starting).
 	// It is best effort: the read model in the store is authoritative.
 	Notify func(ctx context.Context, workflowID string, stage store.Stage) error
+	// HTTP delivers webhooks; build it with NewWebhookClient so that every
+	// delivery is signed. Without it, Webhook fails for assignments that
+	// have a webhook URL.
+	HTTP *http.Client
 
 	inputs inputCache
 }

@@ -73,15 +73,11 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
-	spec := a.spec(plan.Request, "execute", info, cmd, plan.Config.MemoryMB, plan.Config.CPUs)
+	spec := a.spec(ctx, plan.Request, "execute", cmd, plan.Config.MemoryMB, plan.Config.CPUs)
 	spec.Mounts = []docker.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
 	spec.TimeLimit = limit
 	// The runner's own backstop, should this worker die and leave it running.
 	spec.Env = append(spec.Env, "GRADEFLOW_TIMEOUT_SECONDS="+strconv.Itoa(plan.Config.TimeLimitSeconds+30))
-	spec.TickEvery = a.Config.HeartbeatEvery
-	spec.Tick = func(elapsed time.Duration) {
-		activity.RecordHeartbeat(ctx, elapsed.Round(time.Millisecond).String())
-	}
 	res, err := a.Docker.Run(ctx, spec)
 	if err != nil {
 		return Execution{}, err
@@ -155,7 +151,10 @@ func runtimeFeedback(r *runResult, stderr string) string {
 }
 
 // spec builds the sandbox spec shared by every container of a submission.
-func (a *Activities) spec(req Request, kind string, info activity.Info, cmd []string, memoryMB int, cpus float64) docker.Spec {
+// The activity heartbeats while the container runs, so that a dead worker
+// is noticed within the heartbeat timeout.
+func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []string, memoryMB int, cpus float64) docker.Spec {
+	info := activity.GetInfo(ctx)
 	mem := int64(memoryMB) << 20
 	attempt := strconv.Itoa(int(info.Attempt))
 	return docker.Spec{
@@ -176,6 +175,10 @@ func (a *Activities) spec(req Request, kind string, info activity.Info, cmd []st
 		ScratchBytes: int64(float64(mem) * a.Config.ScratchFraction),
 		StdoutCap:    a.Config.MaxOutput,
 		StderrCap:    a.Config.StderrBytes,
+		TickEvery:    a.Config.HeartbeatEvery,
+		Tick: func(elapsed time.Duration) {
+			activity.RecordHeartbeat(ctx, elapsed.Round(time.Millisecond).String())
+		},
 	}
 }
 

@@ -69,7 +69,7 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 	} else {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
 	}
-	spec := a.spec(req, "sanity", info, cmd, 1024, 1)
+	spec := a.spec(ctx, req, "sanity", cmd, 1024, 1)
 	spec.Mounts = []docker.Mount{{Source: dir + "/job", Target: "/job"}}
 	spec.TimeLimit = a.Config.SanityTimeout
 	res, err := a.Docker.Run(ctx, spec)
@@ -85,7 +85,7 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		return Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
 	}
 	if !b.result.OK {
-		return Plan{}, studentFailure(Verdict{sanityOutcome(runtime, b.result), sanityFeedback(b.result), cfg.Points})
+		return Plan{}, studentFailure(Verdict{sanityOutcome(runtime, b.result), sanityFeedback(runtime, b.result), cfg.Points})
 	}
 	if runtime == store.RuntimeJar {
 		jar, ok := b.files["job.jar"]
@@ -172,12 +172,17 @@ func sanityOutcome(runtime string, r *runResult) store.Outcome {
 	return store.OutcomeSyntaxError
 }
 
-func sanityFeedback(r *runResult) string {
+// sanityFeedback is the compiler's own message for Java (it shows the
+// offending line), and one line per problem for Python.
+func sanityFeedback(runtime string, r *runResult) string {
 	var sb strings.Builder
-	if r.Message != "" {
+	if runtime == store.RuntimeJar || len(r.Errors) == 0 {
 		sb.WriteString(strings.TrimSpace(r.Message))
 	}
 	for _, e := range r.Errors {
+		if runtime == store.RuntimeJar {
+			break
+		}
 		if sb.Len() > 0 {
 			sb.WriteByte('\n')
 		}

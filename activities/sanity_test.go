@@ -111,7 +111,7 @@ func TestSanityOutcomeAndFeedback(t *testing.T) {
 			if got := sanityOutcome(tc.runtime, &tc.res); got != tc.want {
 				t.Errorf("outcome %s, want %s", got, tc.want)
 			}
-			if fb := sanityFeedback(&tc.res); !strings.Contains(fb, tc.wantFB) {
+			if fb := sanityFeedback(tc.runtime, &tc.res); !strings.Contains(fb, tc.wantFB) {
 				t.Errorf("feedback %q lacks %q", fb, tc.wantFB)
 			}
 		})
