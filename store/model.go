@@ -78,6 +78,7 @@ type Assignment struct {
 	Reducer          string    `bson:"reducer" json:"reducer"`
 	Combiner         string    `bson:"combiner,omitempty" json:"combiner,omitempty"`
 	MainClass        string    `bson:"main_class" json:"main_class"`
+	WebhookURL       string    `bson:"webhook_url,omitempty" json:"webhook_url,omitempty"` // POSTed each finished submission's result
 	InputFiles       []string  `bson:"input_files" json:"input_files"`
 	ExpectedFiles    []string  `bson:"expected_files" json:"expected_files"`
 	UpdatedAt        time.Time `bson:"updated_at" json:"updated_at"`
@@ -195,6 +196,7 @@ type Submission struct {
 	RunSeconds  float64        `bson:"run_seconds,omitempty" json:"run_seconds,omitempty"`
 	UpdatedAt   time.Time      `bson:"updated_at" json:"updated_at"`
 	ErrorDetail string         `bson:"error_detail,omitempty" json:"error_detail,omitempty"`
+	RegradeOf   string         `bson:"regrade_of,omitempty" json:"regrade_of,omitempty"` // the submission this one regrades
 }
 
 // Final is what the record step writes when grading ends.

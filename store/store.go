@@ -78,15 +78,17 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EnsureIndexes creates the indexes the read model's queries use. It is
-// idempotent and cheap when they exist.
+// idempotent and cheap when they exist. Indexes are created one at a time:
+// FerretDB 1.24 drops the connection when a batch re-creates two existing ones.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.submissions.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "student", Value: 1}, {Key: "times.submitted", Value: -1}}},
-		{Keys: bson.D{{Key: "assignment", Value: 1}, {Key: "times.submitted", Value: -1}}},
-		{Keys: bson.D{{Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}}},
-	})
-	if err != nil {
-		return fmt.Errorf("create submission indexes: %w", err)
+	for _, keys := range []bson.D{
+		{{Key: "student", Value: 1}, {Key: "times.submitted", Value: -1}},
+		{{Key: "assignment", Value: 1}, {Key: "times.submitted", Value: -1}},
+		{{Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}},
+	} {
+		if _, err := s.submissions.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
+			return fmt.Errorf("create submission index: %w", err)
+		}
 	}
 	return nil
 }
