@@ -121,7 +121,7 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("outcomes.json documents %d examples, want at least 6", len(want))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel) // after the parallel subtests, unlike defer
 	batch := randHex(3)
 	for name, exp := range want {
 		t.Run(name, func(t *testing.T) {

@@ -33,6 +33,12 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer func() { _ = st.Close(context.Background()) }()
+	// Best effort: a database that is down now is retried by the activities.
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := st.EnsureIndexes(ictx); err != nil {
+		log.Warn("cannot create indexes yet", zap.Error(err))
+	}
+	cancel()
 
 	tc, err := workflows.Dial(ctx, workflows.ClientConfig{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Identity: identity,

@@ -1,0 +1,259 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
+)
+
+// The benchmarks measure the real stack. Run them with `make bench`; each
+// reports medians over several rounds with b.ReportMetric, and a benchmark
+// comparing two things measures both in the same run.
+
+const benchRounds = 5
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bareRun runs the containers a streaming submission needs — the sanity
+// check and the job — directly through the Docker SDK, with the same
+// sandbox as the activities, and returns the wall time of both.
+func bareRun(b *testing.B, ctx context.Context, subDir, inputDir string) time.Duration {
+	b.Helper()
+	cfg := loadAssignment(b)
+	base := docker.Spec{
+		Image: stk.image, MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9),
+		PidsLimit: 256, ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
+		Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
+	}
+	start := time.Now()
+	sanity := base
+	sanity.Name = "gradeflow-bench-sanity-" + randHex(4)
+	sanity.Cmd = []string{"sanity-python", "--forbid", "subprocess,socket"}
+	sanity.Mounts = []docker.Mount{{Source: subDir, Target: "/job"}}
+	if res, err := stk.docker.Run(ctx, sanity); err != nil || res.ExitCode != 0 {
+		b.Fatalf("bare sanity: %v exit %d %s", err, res.ExitCode, res.Stderr)
+	}
+	job := base
+	job.Name = "gradeflow-bench-execute-" + randHex(4)
+	job.Cmd = []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer}
+	job.Mounts = []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
+	if res, err := stk.docker.Run(ctx, job); err != nil || res.ExitCode != 0 {
+		b.Fatalf("bare job: %v exit %d %s", err, res.ExitCode, res.Stderr)
+	}
+	return time.Since(start)
+}
+
+func loadAssignment(b testing.TB) store.Assignment {
+	a, err := stk.store.Assignment(context.Background(), "wordcount")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.Defaults()
+	return a
+}
+
+// BenchmarkP1OrchestrationOverhead: the end-to-end latency of grading a
+// correct Python submission, minus the bare time of the same containers run
+// directly through the Docker SDK. Rounds alternate the two, one at a time.
+func BenchmarkP1OrchestrationOverhead(b *testing.B) {
+	ctx := context.Background()
+	subDir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
+	inputDir := filepath.Join(stk.root, exampleDir, "input")
+	// Warm up: the first job fills the input cache and the page cache.
+	submit(b, ctx, "p1-warm-"+randHex(4), subDir)
+	bareRun(b, ctx, subDir, inputDir)
+	var e2e, bare, overhead, run []float64
+	for i := 0; i < benchRounds*b.N; i++ {
+		id := fmt.Sprintf("p1-%s-%d", randHex(3), i)
+		start := time.Now()
+		res := submit(b, ctx, id, subDir)
+		total := time.Since(start)
+		if res.Outcome != store.OutcomePassed {
+			b.Fatalf("%s: %s", id, res.Outcome)
+		}
+		bt := bareRun(b, ctx, subDir, inputDir)
+		e2e = append(e2e, ms(total))
+		bare = append(bare, ms(bt))
+		overhead = append(overhead, ms(total-bt))
+		run = append(run, res.RunSeconds*1000)
+	}
+	b.ReportMetric(median(e2e), "e2e_ms")
+	b.ReportMetric(median(bare), "bare_containers_ms")
+	b.ReportMetric(median(overhead), "overhead_ms")
+	b.ReportMetric(median(run), "job_container_ms")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkP2Throughput: 40 real Hadoop jobs through gradeflow with 4
+// execution slots, against the same 40 job containers run directly through
+// the Docker SDK at concurrency 4 in the same run. The ratio is gradeflow's
+// share of the ideal that the engine allows on this machine.
+func BenchmarkP2Throughput(b *testing.B) {
+	const jobs, slots = 40, 4
+	ctx := context.Background()
+	executeMu.Lock()
+	defer executeMu.Unlock()
+	// Serve execute with exactly `slots` slots for this benchmark.
+	executeWorker.terminate(30 * time.Second)
+	w, err := stk.startWorker(ctx, "worker-execute-p2", "execute", fmt.Sprintf("GRADEFLOW_EXECUTE_SLOTS=%d", slots))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		w.terminate(30 * time.Second)
+		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
+			b.Fatal(err)
+		}
+	}()
+	subDir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
+	inputDir := filepath.Join(stk.root, exampleDir, "input")
+	cfg := loadAssignment(b)
+	var gfRates, bareRates, ratios []float64
+	for round := 0; round < b.N; round++ {
+		// gradeflow
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, jobs)
+		batch := randHex(3)
+		for i := 0; i < jobs; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("p2-%s-%d", batch, i)
+				run, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+					ID: id, Assignment: "wordcount", Student: "bench", Files: readFiles(b, subDir)})
+				if err == nil {
+					var res workflows.Result
+					err = run.Get(ctx, &res)
+					if err == nil && res.Outcome != store.OutcomePassed {
+						err = fmt.Errorf("%s: %s", id, res.Outcome)
+					}
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		gf := time.Since(start)
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		// bare: the same job containers, `slots` at a time
+		start = time.Now()
+		sem := make(chan struct{}, slots)
+		for i := 0; i < jobs; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				spec := docker.Spec{
+					Name: "gradeflow-bench-p2-" + randHex(4), Image: stk.image,
+					Cmd:         []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer},
+					Mounts:      []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}},
+					MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9), PidsLimit: 256,
+					ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
+					Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
+				}
+				if res, err := stk.docker.Run(ctx, spec); err != nil || res.ExitCode != 0 {
+					b.Errorf("bare job: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		bare := time.Since(start)
+		gfRates = append(gfRates, jobs/gf.Minutes())
+		bareRates = append(bareRates, jobs/bare.Minutes())
+		ratios = append(ratios, 100*bare.Seconds()/gf.Seconds())
+	}
+	b.ReportMetric(median(gfRates), "gradeflow_jobs/min")
+	b.ReportMetric(median(bareRates), "bare_jobs/min")
+	b.ReportMetric(median(ratios), "%_of_ideal")
+}
+
+// BenchmarkP4WorkerStartToFirstTask: with a backlog waiting on the execute
+// queue and no execute worker, start a worker process and measure the time
+// from starting it to its first job starting (the execute activity marking
+// the submission running).
+func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
+	ctx := context.Background()
+	executeMu.Lock()
+	defer executeMu.Unlock()
+	executeWorker.terminate(30 * time.Second)
+	defer func() {
+		var err error
+		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
+			b.Fatal(err)
+		}
+	}()
+	subDir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
+	var firsts []float64
+	for round := 0; round < benchRounds*b.N; round++ {
+		batch := randHex(3)
+		var runs []interface{ Get(context.Context, any) error }
+		for i := 0; i < 3; i++ {
+			run, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+				ID: fmt.Sprintf("p4-%s-%d", batch, i), Assignment: "wordcount", Student: "bench", Files: readFiles(b, subDir)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runs = append(runs, run)
+		}
+		// Wait until the backlog is queued for execution.
+		waitFor(b, time.Minute, "backlog queued", func() (bool, error) {
+			for i := 0; i < 3; i++ {
+				sub, err := stk.store.Submission(ctx, fmt.Sprintf("p4-%s-%d", batch, i))
+				if err != nil || sub.Stage != store.StageQueued {
+					return false, err
+				}
+			}
+			return true, nil
+		})
+		started := time.Now()
+		w, err := stk.start("worker-p4", filepath.Join(stk.bin, "gradeflow-worker"), append(stk.env(), "GRADEFLOW_QUEUES=execute"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var first time.Time
+		waitFor(b, time.Minute, "first task", func() (bool, error) {
+			for i := 0; i < 3; i++ {
+				sub, err := stk.store.Submission(ctx, fmt.Sprintf("p4-%s-%d", batch, i))
+				if err == nil && sub.Times.ExecuteStarted != nil {
+					first = *sub.Times.ExecuteStarted
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		firsts = append(firsts, ms(first.Sub(started)))
+		for _, r := range runs {
+			var res workflows.Result
+			if err := r.Get(ctx, &res); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.terminate(30 * time.Second)
+	}
+	b.ReportMetric(median(firsts), "start_to_first_task_ms")
+}
