@@ -9,11 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	dockerimage "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -307,6 +309,20 @@ func (r *Runner) Remove(ctx context.Context, id string) error {
 	err := r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !errdefs.IsNotFound(err) && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// PullImage pulls image from its registry, for hosts (such as a Kubernetes
+// pod's own engine) that start without it.
+func (r *Runner) PullImage(ctx context.Context, image string) error {
+	rc, err := r.cli.ImagePull(ctx, image, dockerimage.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull image %s: %w", image, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("pull image %s: %w", image, err)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type Config struct {
 	GradeSlots        int
 	StopTimeout       time.Duration // how long SIGTERM waits for running tasks
 	JanitorEvery      time.Duration
+	PullImage         bool // pull the runtime image when the engine lacks it
 	Activities        activities.Config
 	LogLevel          string
 }
@@ -75,6 +76,7 @@ func loadConfig(args []string) (Config, error) {
 	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", envDuration("GRADEFLOW_STOP_TIMEOUT", 20*time.Second), "how long SIGTERM waits for running tasks before handing them back (GRADEFLOW_STOP_TIMEOUT)")
 	fs.DurationVar(&cfg.JanitorEvery, "janitor-every", envDuration("GRADEFLOW_JANITOR_EVERY", 15*time.Second), "how often orphaned containers are looked for (GRADEFLOW_JANITOR_EVERY)")
 	fs.StringVar(&cfg.Activities.Image, "image", env("GRADEFLOW_IMAGE", def.Image), "Hadoop runtime image (GRADEFLOW_IMAGE)")
+	fs.BoolVar(&cfg.PullImage, "pull-image", os.Getenv("GRADEFLOW_IMAGE_PULL") == "true", "pull the runtime image if the engine lacks it (GRADEFLOW_IMAGE_PULL)")
 	fs.StringVar(&cfg.Activities.WorkDir, "workdir", env("GRADEFLOW_WORKDIR", def.WorkDir), "host scratch directory (GRADEFLOW_WORKDIR)")
 	fs.DurationVar(&cfg.Activities.HeartbeatEvery, "heartbeat-every", envDuration("GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery), "execute heartbeat interval (GRADEFLOW_HEARTBEAT_EVERY)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("GRADEFLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GRADEFLOW_LOG_LEVEL)")

@@ -69,7 +69,13 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		if err != nil {
 			return err
 		}
-		if !ok {
+		switch {
+		case !ok && cfg.PullImage:
+			log.Info("pulling runtime image", zap.String("image", cfg.Activities.Image))
+			if err := dk.PullImage(ctx, cfg.Activities.Image); err != nil {
+				return err
+			}
+		case !ok:
 			return fmt.Errorf("runtime image %s is missing: build it with 'make images'", cfg.Activities.Image)
 		}
 		if err := os.MkdirAll(cfg.Activities.WorkDir, 0o755); err != nil {
