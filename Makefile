@@ -12,7 +12,7 @@ TEMPORAL_CLI ?= $(shell command -v temporal 2>/dev/null || echo $(GOBIN_DIR)/tem
 IMAGE      ?= gradeflow/hadoop:dev
 export TEMPORAL_CLI GRADEFLOW_IMAGE=$(IMAGE)
 
-.PHONY: all build tools docker images run test test-unit test-e2e bench vet lint clean
+.PHONY: all build tools docker images run test test-unit chaos bench vet validate clean
 
 all: build
 
@@ -41,9 +41,13 @@ run: build tools images
 	deploy/dev/run.sh
 
 ## test: every test — vet, unit tests, and end-to-end tests on the real stack
-test: build tools images vet
+test: build tools images vet validate
 	$(GO) test -count=1 -timeout 30m ./...
 	cd deploy/devstack && $(GO) test -count=1 -timeout 10m ./...
+
+## chaos: the fault tests at full strength (make test runs them with smaller counts)
+chaos: build tools images
+	CHAOS_KILLS=20 CHAOS_BURST=30 $(GO) test -count=1 -timeout 60m -run 'TestChaos|TestWorkerKilled|TestHostile' -v ./test/
 
 ## test-unit: the tests that need no running stack
 test-unit:
@@ -52,6 +56,10 @@ test-unit:
 ## bench: performance figures on the real stack (see README "Performance")
 bench: build tools images
 	$(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/...
+
+## validate: the compose file and Kubernetes manifests, as far as this machine allows
+validate:
+	deploy/validate.sh
 
 vet:
 	$(GO) vet ./...

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	s, err := startStack(stackOptions{})
+	s, err := startStack(stackOptions{persistentTemporal: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: cannot start the stack:", err)
 		return 1

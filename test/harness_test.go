@@ -34,7 +34,9 @@ type stack struct {
 	dir          string // scratch for logs, DBs and worker dirs
 	temporalAddr string
 	temporalDB   string // SQLite file when persistent
-	mongoURI     string
+	mongoURI     string    // direct, for the tests' own observations
+	mongoProxy   *tcpProxy // what the programs connect through, so tests can cut it
+	proxiedURI   string
 	db           string
 	image        string
 	store        *store.Store
@@ -106,6 +108,16 @@ func startStack(opts stackOptions) (s *stack, err error) {
 		}
 		s.mongoURI = "mongodb://" + listen + "/"
 	}
+	_, backend, err := proxiedURI(s.mongoURI, "")
+	if err != nil {
+		return nil, err
+	}
+	if s.mongoProxy, err = newTCPProxy(backend); err != nil {
+		return nil, err
+	}
+	if s.proxiedURI, _, err = proxiedURI(s.mongoURI, s.mongoProxy.addr); err != nil {
+		return nil, err
+	}
 	if s.store, err = store.Open(s.mongoURI, s.db); err != nil {
 		return nil, err
 	}
@@ -113,6 +125,17 @@ func startStack(opts stackOptions) (s *stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// restartTemporal stops the Temporal dev server and starts it again on the
+// same port and database file.
+func (s *stack) restartTemporal(ctx context.Context, down time.Duration) error {
+	if s.temporalDB == "" {
+		return errors.New("restart needs a persistent Temporal database")
+	}
+	s.temporalProc.terminate(30 * time.Second)
+	time.Sleep(down)
+	return s.startTemporal(ctx)
 }
 
 func (s *stack) startTemporal(ctx context.Context) error {
@@ -147,7 +170,7 @@ func (s *stack) startTemporal(ctx context.Context) error {
 func (s *stack) env() []string {
 	return []string{
 		"TEMPORAL_ADDRESS=" + s.temporalAddr,
-		"MONGODB_URI=" + s.mongoURI,
+		"MONGODB_URI=" + s.proxiedURI,
 		"GRADEFLOW_DB=" + s.db,
 		"GRADEFLOW_IMAGE=" + s.image,
 		"GRADEFLOW_WORKDIR=" + filepath.Join(s.dir, "work"),
@@ -202,6 +225,9 @@ func (s *stack) stop() {
 	}
 	if s.store != nil {
 		_ = s.store.Close(context.Background())
+	}
+	if s.mongoProxy != nil {
+		s.mongoProxy.close()
 	}
 	if s.temporal != nil {
 		s.temporal.Close()
