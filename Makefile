@@ -12,7 +12,7 @@ TEMPORAL_CLI ?= $(shell command -v temporal 2>/dev/null || echo $(GOBIN_DIR)/tem
 IMAGE      ?= gradeflow/hadoop:dev
 export TEMPORAL_CLI GRADEFLOW_IMAGE=$(IMAGE)
 
-.PHONY: all build tools docker images run test test-unit chaos bench vet validate clean
+.PHONY: all build tools docker images run scale test test-unit chaos bench vet validate clean
 
 all: build
 
@@ -39,6 +39,10 @@ images: docker
 ## run: bring up the whole stack, grade the bundled examples, stay up until Ctrl-C
 run: build tools images
 	deploy/dev/run.sh
+
+## scale: set the number of extra execute workers of the running 'make run' stack: make scale N=4
+scale:
+	deploy/dev/scale.sh $(N)
 
 ## test: every test — vet, unit tests, and end-to-end tests on the real stack
 test: build tools images vet validate

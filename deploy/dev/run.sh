@@ -18,6 +18,7 @@ log() { printf '[run] %s\n' "$*" >&2; }
 pids=()
 stop_all() {
   trap - EXIT INT TERM
+  deploy/dev/scale.sh 0 >/dev/null 2>&1 || true
   if [ ${#pids[@]} -gt 0 ]; then
     log "stopping (draining workers)"
     # Reverse order: API and workers first, then the store and Temporal.
