@@ -8,9 +8,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"time"
-
-	"go.temporal.io/sdk/activity"
 
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -24,11 +21,8 @@ type CompareInput struct {
 // Compare checks a job's output against the assignment's expected output
 // and scores it.
 func (a *Activities) Compare(ctx context.Context, in CompareInput) (Grade, error) {
-	info := activity.GetInfo(ctx)
-	id := in.Plan.SubmissionID
-	if err := a.Store.MarkStage(ctx, id, store.StageComparing, "compare", int(info.Attempt), time.Now()); err != nil {
-		return Grade{}, err
-	}
+	// No stage write here: comparing takes milliseconds, and the workflow's
+	// stage query and search attribute already show it.
 	expected, err := a.concat(ctx, in.Plan.Config.ExpectedFiles, a.Config.MaxExpected)
 	if err != nil {
 		return Grade{}, err

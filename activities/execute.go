@@ -33,7 +33,9 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 	a.notify(ctx, info.WorkflowExecution.ID, store.StageRunning)
 	// An earlier attempt whose worker died may have left its container on
 	// this engine; it must not run beside this one.
-	a.removeStale(ctx, id, int(info.Attempt))
+	if info.Attempt > 1 {
+		a.removeStale(ctx, id, int(info.Attempt))
+	}
 
 	dir, cleanup, err := a.scratch(id, "execute", info.Attempt)
 	if err != nil {
@@ -104,10 +106,9 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 		return Execution{}, studentFailure(Verdict{store.OutcomeRuntimeError, runtimeFeedback(b.result, res.Stderr), points})
 	}
 
-	// Replace any output of an earlier attempt, then store this one's.
-	if err := a.Store.DeletePrefix(ctx, store.OutputPrefix(id)); err != nil {
-		return Execution{}, err
-	}
+	// Each attempt writes under its own prefix and returns the exact names,
+	// so an earlier attempt's leftovers are never read and need no cleanup
+	// on the hot path.
 	exec := Execution{RunSeconds: res.Elapsed.Seconds()}
 	names := make([]string, 0, len(b.files))
 	for name := range b.files {
@@ -117,7 +118,7 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		gname := store.OutputPrefix(id) + strings.TrimPrefix(name, "output/")
+		gname := fmt.Sprintf("%sa%d/%s", store.OutputPrefix(id), info.Attempt, strings.TrimPrefix(name, "output/"))
 		if err := a.Store.PutFile(ctx, gname, b.files[name]); err != nil {
 			return Execution{}, err
 		}

@@ -201,8 +201,11 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		hijack.Close()
 		<-copied
 	}
-	if info, err := r.cli.ContainerInspect(bg, id); err == nil && info.State != nil {
-		res.OOMKilled = info.State.OOMKilled
+	// Only a killed container can have been killed for memory.
+	if res.ExitCode != 0 {
+		if info, err := r.cli.ContainerInspect(bg, id); err == nil && info.State != nil {
+			res.OOMKilled = info.State.OOMKilled
+		}
 	}
 	res.Stdout = stdout.buf
 	res.StdoutTruncated = stdout.truncated

@@ -21,7 +21,18 @@ var ErrTooLarge = errors.New("too large")
 
 // PutFile stores data under name, replacing any earlier content. The file's
 // GridFS ID is its name, so a retried write replaces rather than duplicates.
+// Most names are new, so it writes first (see putBytes) and replaces only
+// when the name is taken: deleting by name scans the chunks on servers
+// without secondary index use (the FerretDB dev server), which made every
+// upload slower as the bucket grew.
 func (s *Store) PutFile(ctx context.Context, name string, data []byte) error {
+	err := s.putBytes(ctx, name, data)
+	if err == nil {
+		return nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("upload file %s: %w", name, err)
+	}
 	return s.PutFileFrom(ctx, name, bytes.NewReader(data))
 }
 

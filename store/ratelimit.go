@@ -8,80 +8,88 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// RateLimitsCollection holds one small document per rate-limited key (a
-// student). Keeping the buckets in MongoDB lets several API replicas share
-// them. The documents are bounded by the number of keys, so they are not
-// expired.
+// RateLimitsCollection holds the rate limiter's reservations. Keeping them
+// in MongoDB lets several API replicas share one limit per key.
 const RateLimitsCollection = "ratelimits"
 
 // RateLimit is a token bucket: Burst tokens at most, refilled at PerMinute
-// tokens a minute.
+// tokens a minute. A zero PerMinute or Burst means no limit.
 type RateLimit struct {
 	PerMinute float64
 	Burst     int
 }
 
-// interval is the time one token takes to refill.
-func (l RateLimit) interval() time.Duration {
-	return time.Duration(float64(time.Minute) / l.PerMinute)
-}
-
-// ErrContended is returned when a bucket changed under every attempt to
-// take a token from it.
-var ErrContended = errors.New("rate limit bucket contended")
+// ErrContended is returned when every attempt to take a token lost a race
+// with another request for the same key.
+var ErrContended = errors.New("rate limit contended")
 
 // TakeToken takes one token from key's bucket as of now. It reports
 // whether one was available and, when none was, how long until one is.
 //
-// The bucket is kept as GCRA's theoretical arrival time (TAT): the time at
-// which the bucket would be full again. Taking a token moves it one
-// interval later; a token is available when the new TAT is at most Burst
-// intervals ahead of now. Each take is a compare-and-swap on the stored
-// TAT (FerretDB has no pipeline updates), so concurrent takes on several
-// replicas never hand out more than the bucket holds.
+// Time is cut into slots of one refill interval T. Each granted token
+// reserves a slot of its own: the first free one at or after the current
+// slot c, above every slot reserved before. A token is granted when that
+// slot is below c + Burst, so at most Burst reservations lie ahead of now
+// and they drain at one per T: a token bucket with slot granularity, the
+// discrete form of GCRA. The reservation is an insert keyed by key and
+// slot, and a unique key is the one write that MongoDB, and the
+// FerretDB-based dev server too, make atomic: two requests (on any
+// replicas) racing for a slot get one each, or one of them retries on the
+// next. Reservations behind the current slot are deleted as tokens are
+// taken, so a key keeps at most Burst documents.
 func (s *Store) TakeToken(ctx context.Context, key string, l RateLimit, now time.Time) (ok bool, retryAfter time.Duration, err error) {
 	if l.PerMinute <= 0 || l.Burst <= 0 {
 		return true, 0, nil
 	}
 	col := s.db.Collection(RateLimitsCollection)
-	step := l.interval()
-	capacity := time.Duration(l.Burst) * step
+	step := max(time.Duration(float64(time.Minute)/l.PerMinute).Microseconds(), 1)
 	nowUs := now.UnixMicro()
-	for range 16 {
-		var doc struct {
-			TAT int64 `bson:"tat_us"`
+	cur := nowUs / step
+	for range 32 {
+		var last struct {
+			Slot int64 `bson:"slot"`
 		}
-		err := col.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&doc)
-		found := err == nil
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		err := col.FindOne(ctx, bson.D{{Key: "key", Value: key}},
+			options.FindOne().SetSort(bson.D{{Key: "slot", Value: -1}})).Decode(&last)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			last.Slot = cur - 1
+		} else if err != nil {
 			return false, 0, fmt.Errorf("read rate limit %s: %w", key, err)
 		}
-		tat := max(doc.TAT, nowUs)
-		next := tat + step.Microseconds()
-		if ahead := time.Duration(next-nowUs) * time.Microsecond; ahead > capacity {
-			return false, ahead - capacity, nil
+		slot := max(last.Slot+1, cur)
+		if slot >= cur+int64(l.Burst) {
+			free := (slot - int64(l.Burst) + 1) * step // when the current slot reaches slot−Burst+1
+			return false, time.Duration(free-nowUs) * time.Microsecond, nil
 		}
-		if !found {
-			_, err := col.InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "tat_us", Value: next}})
-			if mongo.IsDuplicateKeyError(err) {
-				continue // another request created it first
-			}
-			if err != nil {
-				return false, 0, fmt.Errorf("create rate limit %s: %w", key, err)
-			}
-			return true, 0, nil
+		_, err = col.InsertOne(ctx, bson.D{
+			{Key: "_id", Value: fmt.Sprintf("%s/%d", key, slot)},
+			{Key: "key", Value: key},
+			{Key: "slot", Value: slot},
+		})
+		if mongo.IsDuplicateKeyError(err) {
+			continue // another request reserved it first
 		}
-		res, err := col.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: key}, {Key: "tat_us", Value: doc.TAT}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "tat_us", Value: next}}}})
 		if err != nil {
-			return false, 0, fmt.Errorf("update rate limit %s: %w", key, err)
+			return false, 0, fmt.Errorf("reserve rate limit %s: %w", key, err)
 		}
-		if res.MatchedCount == 1 {
-			return true, 0, nil
+		if _, err := col.DeleteMany(ctx, bson.D{{Key: "key", Value: key}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: cur}}}}); err != nil {
+			return false, 0, fmt.Errorf("expire rate limit %s: %w", key, err)
 		}
+		return true, 0, nil
 	}
 	return false, 0, fmt.Errorf("take token %s: %w", key, ErrContended)
+}
+
+// EnsureRateLimitIndexes creates the index TakeToken's lookups use.
+func (s *Store) EnsureRateLimitIndexes(ctx context.Context) error {
+	_, err := s.db.Collection(RateLimitsCollection).Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "key", Value: 1}, {Key: "slot", Value: -1}},
+	})
+	if err != nil {
+		return fmt.Errorf("create rate limit index: %w", err)
+	}
+	return nil
 }

@@ -35,6 +35,8 @@ type Config struct {
 	StopTimeout       time.Duration // how long SIGTERM waits for running tasks
 	JanitorEvery      time.Duration
 	PullImage         bool // pull the runtime image when the engine lacks it
+	WebhookSecret     string
+	BeatEvery         time.Duration // how often execute workers advertise their slots
 	Activities        activities.Config
 	LogLevel          string
 }
@@ -79,10 +81,12 @@ func loadConfig(args []string) (Config, error) {
 	fs.BoolVar(&cfg.PullImage, "pull-image", os.Getenv("GRADEFLOW_IMAGE_PULL") == "true", "pull the runtime image if the engine lacks it (GRADEFLOW_IMAGE_PULL)")
 	fs.StringVar(&cfg.Activities.WorkDir, "workdir", env("GRADEFLOW_WORKDIR", def.WorkDir), "host scratch directory (GRADEFLOW_WORKDIR)")
 	fs.DurationVar(&cfg.Activities.HeartbeatEvery, "heartbeat-every", envDuration("GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery), "execute heartbeat interval (GRADEFLOW_HEARTBEAT_EVERY)")
+	fs.DurationVar(&cfg.BeatEvery, "beat-every", envDuration("GRADEFLOW_BEAT_EVERY", 10*time.Second), "how often execute workers advertise their slots to the API (GRADEFLOW_BEAT_EVERY)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("GRADEFLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GRADEFLOW_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
+	cfg.WebhookSecret = os.Getenv("GRADEFLOW_WEBHOOK_SECRET") // a secret: env only, never a flag
 	a := &cfg.Activities
 	a.MaxSubmission, a.MaxInput, a.MaxOutput, a.MaxExpected = def.MaxSubmission, def.MaxInput, def.MaxOutput, def.MaxExpected
 	a.StderrBytes, a.ScratchFraction, a.PidsLimit, a.SanityTimeout = def.StderrBytes, def.ScratchFraction, def.PidsLimit, def.SanityTimeout

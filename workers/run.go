@@ -51,6 +51,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	acts := &activities.Activities{
 		Store:  st,
 		Config: cfg.Activities,
+		HTTP:   activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
 		Notify: func(ctx context.Context, workflowID string, stage store.Stage) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalStage, stage)
 		},
@@ -97,6 +98,16 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("workers started", zap.Int("executeSlots", cfg.ExecuteSlots))
 
+	beatDone := make(chan struct{})
+	if slices.Contains(cfg.Queues, "execute") {
+		go func() {
+			defer close(beatDone)
+			advertise(ctx, st, store.WorkerBeat{Identity: identity, Queue: "execute", Slots: cfg.ExecuteSlots}, cfg.BeatEvery, log)
+		}()
+	} else {
+		close(beatDone)
+	}
+
 	janitorDone := make(chan struct{})
 	if needsDocker {
 		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second}
@@ -110,6 +121,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 	<-ctx.Done()
 	log.Info("draining", zap.Duration("bound", cfg.StopTimeout))
+	<-beatDone // it withdraws this worker's slots from the queue's estimate
 	for _, w := range ws {
 		w.Stop() // each waits up to WorkerStopTimeout for its running tasks
 	}
@@ -143,6 +155,32 @@ func newWorker(tc client.Client, queue string, cfg Config, identity string, acts
 		w.RegisterWorkflowWithOptions(workflows.Submission, workflow.RegisterOptions{Name: workflows.WorkflowName})
 		reg(acts.Compare, "Compare")
 		reg(acts.Record, "Record")
+		reg(acts.Webhook, "Webhook")
 	}
 	return w
+}
+
+// advertise keeps this worker's execution slots in the store, where the API
+// counts the slots online for queue estimates, until ctx ends; then it
+// withdraws them.
+func advertise(ctx context.Context, st *store.Store, beat store.WorkerBeat, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		bctx, cancel := context.WithTimeout(ctx, every)
+		if err := st.HeartbeatWorker(bctx, beat, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("advertise slots", zap.Error(err))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := st.RemoveWorker(rctx, beat.Identity, beat.Queue); err != nil {
+				log.Warn("withdraw slots", zap.Error(err))
+			}
+			return
+		case <-t.C:
+		}
+	}
 }

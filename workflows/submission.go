@@ -187,6 +187,7 @@ func (g *grading) record(ctx workflow.Context, f store.Final) (Result, error) {
 		return Result{}, fmt.Errorf("record submission %s: %w", g.req.SubmissionID, err)
 	}
 	g.advance(ctx, store.StageDone)
+	g.webhook(ctx)
 	if f.Outcome != "" {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchOutcome.ValueSet(string(f.Outcome)))
 	} else {
@@ -196,6 +197,35 @@ func (g *grading) record(ctx workflow.Context, f store.Final) (Result, error) {
 		SubmissionID: g.req.SubmissionID, Status: f.Status, Outcome: f.Outcome,
 		Score: f.Score, MaxScore: f.MaxScore, Feedback: f.Feedback, RunSeconds: f.RunSeconds,
 	}, nil
+}
+
+// webhook delivers the result to the assignment's webhook, if it has one.
+// It runs after the record step and never fails the grading: a receiver
+// that is down is retried with backoff for an hour, then given up on.
+func (g *grading) webhook(ctx workflow.Context) {
+	// Histories recorded before webhooks existed replay without this step.
+	if workflow.GetVersion(ctx, "webhook", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	var a *activities.Activities
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              TaskQueueGrade,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		Summary:                "webhook: deliver the result",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.WebhookRejected, activities.ConfigFailure},
+		},
+	})
+	err := workflow.ExecuteActivity(ctx, a.Webhook, activities.WebhookRequest{
+		SubmissionID: g.req.SubmissionID, Assignment: g.req.Assignment,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("webhook not delivered", "submission", g.req.SubmissionID, "error", err)
+	}
 }
 
 // withOptions sets the options of one step. Infrastructure failures retry

@@ -78,6 +78,7 @@ func TestSubmission(t *testing.T) {
 			var recorded store.Final
 			env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(
 				func(_ context.Context, req activities.RecordRequest) error { recorded = req.Final; return nil }).Once()
+			env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(nil).Once()
 
 			env.ExecuteWorkflow(WorkflowName, Input{SubmissionID: "s1", Assignment: "wordcount", Student: "ada", ExecuteAttempts: 3})
 
@@ -132,6 +133,7 @@ func TestSubmissionStageQuery(t *testing.T) {
 	env.OnActivity(a.Execute, mock.Anything, mock.Anything).After(time.Minute).Return(activities.Execution{}, nil)
 	env.OnActivity(a.Compare, mock.Anything, mock.Anything).Return(activities.Grade{Outcome: store.OutcomePassed, Score: 100, MaxScore: 100}, nil)
 	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(nil)
 
 	stageAt := func() store.Stage {
 		q, err := env.QueryWorkflow(QueryStage)
@@ -162,4 +164,27 @@ func TestSubmissionStageQuery(t *testing.T) {
 	if queued != store.StageQueued || running != store.StageRunning || late != store.StageRunning {
 		t.Fatalf("stages %q, %q, %q; want queued, running, running", queued, running, late)
 	}
+}
+
+// TestSubmissionWebhookFailureDoesNotFailGrading: a receiver that refuses
+// the delivery is logged and given up on; the grade stands.
+func TestSubmissionWebhookFailureDoesNotFailGrading(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(Submission, workflow.RegisterOptions{Name: WorkflowName})
+	env.OnActivity(a.Sanity, mock.Anything, mock.Anything).Return(testPlan(), nil)
+	env.OnActivity(a.Execute, mock.Anything, mock.Anything).Return(activities.Execution{}, nil)
+	env.OnActivity(a.Compare, mock.Anything, mock.Anything).Return(activities.Grade{Outcome: store.OutcomePassed, Score: 100, MaxScore: 100}, nil)
+	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(
+		temporal.NewNonRetryableApplicationError("410 Gone", activities.WebhookRejected, nil)).Once()
+	env.ExecuteWorkflow(WorkflowName, Input{SubmissionID: "s1", Assignment: "wordcount", Student: "ada"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("a failed webhook failed the grading: %v", err)
+	}
+	var res Result
+	if err := env.GetWorkflowResult(&res); err != nil || res.Outcome != store.OutcomePassed {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	env.AssertExpectations(t)
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// putAssignment uploads an assignment through the API.
+func (e *testEnv) putAssignment(token, name string, parts ...part) response {
+	e.t.Helper()
+	body, ct := multipartBody(e.t, parts...)
+	return e.do(request{method: http.MethodPut, path: "/v1/assignments/" + name, token: token, body: body, contentType: ct})
+}
+
+func TestPutAssignment(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := context.Background()
+	config := `{"title":"Word count","runtimes":["streaming"],"time_limit_seconds":30,"points":10,"webhook_url":"https://hooks.example/grade"}`
+
+	r := e.putAssignment(staffToken, "wc",
+		field("config", config),
+		file("input", "a.txt", "a b\n"), file("input", "more/b.txt", "b c\n"),
+		file("expected", "part-00000", "a\t1\nb\t2\nc\t1\n"))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	if m["name"] != "wc" || m["title"] != "Word count" || m["time_limit_seconds"] != 30.0 || m["memory_mb"] != 1024.0 ||
+		m["webhook_url"] != "https://hooks.example/grade" || len(m["input_files"].([]any)) != 2 {
+		t.Errorf("created %s", r.body)
+	}
+	a, err := e.store.Assignment(ctx, "wc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantInputs := []string{store.InputPrefix("wc") + "a.txt", store.InputPrefix("wc") + "more/b.txt"}
+	if strings.Join(a.InputFiles, ",") != strings.Join(wantInputs, ",") || a.Points != 10 || a.WebhookURL == "" {
+		t.Errorf("stored %+v", a)
+	}
+
+	// Replace: fewer input files; the stale one goes.
+	r = e.putAssignment(staffToken, "wc", field("config", `{"points":20}`),
+		file("input", "a.txt", "new\n"), file("expected", "part-00000", "new\t1\n"))
+	if r.status != http.StatusOK {
+		t.Fatalf("replace: %d %s", r.status, r.body)
+	}
+	files, err := e.store.ListFiles(ctx, store.InputPrefix("wc"))
+	if err != nil || len(files) != 1 {
+		t.Errorf("input files after replace: %v %v", files, err)
+	}
+	if data, err := e.store.ReadFile(ctx, store.InputPrefix("wc")+"a.txt", 100); err != nil || string(data) != "new\n" {
+		t.Errorf("replaced input %q %v", data, err)
+	}
+
+	if r := e.get(staffToken, "/v1/assignments/wc"); r.status != http.StatusOK || r.json(t)["points"] != 20.0 {
+		t.Errorf("get: %d %s", r.status, r.body)
+	}
+	wantError(t, e.get(staffToken, "/v1/assignments/nope"), http.StatusNotFound, codeNotFound, "")
+	e.seedAssignment("pi", "")
+	r = e.get(staffToken, "/v1/assignments")
+	if r.status != http.StatusOK {
+		t.Fatalf("list: %d", r.status)
+	}
+	list := r.json(t)["assignments"].([]any)
+	if len(list) != 2 || list[0].(map[string]any)["name"] != "pi" || list[1].(map[string]any)["name"] != "wc" {
+		t.Errorf("list %s", r.body)
+	}
+	wantError(t, e.putAssignment(portalToken, "wc", field("config", "{}")), http.StatusForbidden, codeForbidden, "")
+}
+
+// TestPutAssignmentRejects checks that bad uploads name what is wrong and
+// store nothing.
+func TestPutAssignmentRejects(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAssignment = 64 << 10
+	e := newEnv(t, &cfg, nil)
+	in, exp := file("input", "a.txt", "x"), file("expected", "part-00000", "x")
+	tests := []struct {
+		name   string
+		parts  []part
+		status int
+		code   string
+		field  string
+	}{
+		{"missing config", []part{in, exp}, 400, codeMissingField, "config"},
+		{"missing input", []part{field("config", "{}"), exp}, 400, codeMissingField, "input"},
+		{"missing expected", []part{field("config", "{}"), in}, 400, codeMissingField, "expected"},
+		{"malformed json", []part{field("config", `{"points":`), in, exp}, 400, codeMalformed, "config"},
+		{"trailing json", []part{field("config", `{} {}`), in, exp}, 400, codeInvalidField, "config"},
+		{"wrong type", []part{field("config", `{"points":"many"}`), in, exp}, 400, codeInvalidField, "points"},
+		{"unknown field", []part{field("config", `{"pionts":3}`), in, exp}, 400, codeInvalidField, "pionts"},
+		{"name in config", []part{field("config", `{"name":"other"}`), in, exp}, 400, codeInvalidField, "name"},
+		{"files in config", []part{field("config", `{"input_files":["x"]}`), in, exp}, 400, codeInvalidField, "input_files"},
+		{"time limit", []part{field("config", `{"time_limit_seconds":5000}`), in, exp}, 400, codeInvalidField, "time_limit_seconds"},
+		{"memory", []part{field("config", `{"memory_mb":1}`), in, exp}, 400, codeInvalidField, "memory_mb"},
+		{"compare", []part{field("config", `{"compare":"fuzzy"}`), in, exp}, 400, codeInvalidField, "compare"},
+		{"runtime", []part{field("config", `{"runtimes":["cobol"]}`), in, exp}, 400, codeInvalidField, "runtimes"},
+		{"mapper path", []part{field("config", `{"mapper":"../m.py"}`), in, exp}, 400, codeInvalidField, "mapper"},
+		{"webhook scheme", []part{field("config", `{"webhook_url":"ftp://x/y"}`), in, exp}, 400, codeInvalidField, "webhook_url"},
+		{"webhook relative", []part{field("config", `{"webhook_url":"/hook"}`), in, exp}, 400, codeInvalidField, "webhook_url"},
+		{"unsafe input name", []part{field("config", "{}"), file("input", "../x", "x"), exp}, 400, codeUnsafePath, "input"},
+		{"unknown part", []part{field("config", "{}"), in, exp, file("extra", "x", "x")}, 400, codeInvalidField, "extra"},
+		{"too large", []part{field("config", "{}"), file("input", "big", strings.Repeat("x", 200<<10)), exp}, 413, codeTooLarge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantError(t, e.putAssignment(staffToken, "fresh", tt.parts...), tt.status, tt.code, tt.field)
+			wantNoAssignment(t, e, "fresh")
+		})
+	}
+	t.Run("bad name", func(t *testing.T) {
+		wantError(t, e.putAssignment(staffToken, "Bad.Name", field("config", "{}"), in, exp), 400, codeInvalidField, "name")
+		wantNoAssignment(t, e, "Bad.Name")
+	})
+}
+
+func wantNoAssignment(t *testing.T, e *testEnv, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.store.Assignment(ctx, name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("assignment %s stored (err %v)", name, err)
+	}
+	for _, prefix := range []string{store.InputPrefix(name), store.ExpectedPrefix(name)} {
+		if files, err := e.store.ListFiles(ctx, prefix); err != nil || len(files) > 0 {
+			t.Errorf("files left under %s: %v %v", prefix, files, err)
+		}
+	}
+}

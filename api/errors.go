@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// Error codes, stable API: clients switch on them.
+const (
+	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden"
+	codeNotFound         = "not_found"
+	codeUnknownAssign    = "unknown_assignment"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeMissingField     = "missing_field"
+	codeInvalidField     = "invalid_field"
+	codeMalformed        = "malformed_request"
+	codeUnsafePath       = "unsafe_path"
+	codeTooLarge         = "too_large"
+	codeConflict         = "conflict"
+	codeAlreadyDone      = "already_done"
+	codeRateLimited      = "rate_limited"
+	codeUnavailable      = "unavailable"
+	codeTimeout          = "timeout"
+	codeInternal         = "internal"
+	codeWebhookFailed    = "webhook_failed"
+)
+
+// apiError is an error with the HTTP answer it deserves.
+type apiError struct {
+	Status int    `json:"-"`
+	Msg    string `json:"error"`
+	Code   string `json:"code"`
+	Field  string `json:"field,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+// errorf returns an apiError with a formatted message.
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// missingField reports a required field that is absent.
+func missingField(field string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: codeMissingField, Field: field, Msg: "missing field: " + field}
+}
+
+// invalidField reports a field whose value is wrong.
+func invalidField(field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: codeInvalidField, Field: field,
+		Msg: fmt.Sprintf("invalid field %s: %s", field, fmt.Sprintf(format, args...))}
+}
+
+// asAPIError turns any error into the answer it deserves. Errors that are
+// not the client's are 5xx and keep their detail out of the answer.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	var nf *serviceerror.NotFound
+	var unavail *serviceerror.Unavailable
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", mbe.Limit)
+	case errors.Is(err, store.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "%v", err)
+	case errors.Is(err, store.ErrNotFound), errors.As(err, &nf):
+		return errorf(http.StatusNotFound, codeNotFound, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, codeTimeout, "the request timed out")
+	case errors.As(err, &unavail):
+		return errorf(http.StatusServiceUnavailable, codeUnavailable, "a backing service is unavailable; retry later")
+	default:
+		return errorf(http.StatusInternalServerError, codeInternal, "internal error")
+	}
+}
+
+// fail answers with err. Server-side errors are attached to the request so
+// that the access log line reports them: they are logged once, there.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := asAPIError(err)
+	if ae.Status >= 500 {
+		requestInfoOf(r.Context()).err = err
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}

@@ -1,0 +1,291 @@
+// Command gradeflow-api is the HTTP API the course portal and staff use:
+// it accepts submissions (uploading their files to GridFS and starting
+// their grading workflows), reports their progress and queue position,
+// cancels and regrades them, and manages assignments. See openapi.json.
+//
+// Portal tokens reach the student-facing endpoints, staff tokens all of
+// them. Submissions are limited per student by a token bucket kept in
+// MongoDB (store.TakeToken), so that API replicas share one limit; a
+// refused submission is answered 429 with Retry-After, never dropped
+// silently. Queue positions and ETAs come from the read model and the
+// execute workers' heartbeats (see queueStats.eta for the model).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
+)
+
+// Config is the API's configuration, read once from the environment and
+// the command line (flags win).
+type Config struct {
+	Addr              string
+	TemporalAddress   string
+	TemporalNamespace string
+	MongoURI          string
+	MongoDB           string
+	PortalTokens      []string // bearer tokens of the student-facing portal
+	StaffTokens       []string // bearer tokens of staff: everything
+	DevTokens         bool     // the tokens are the local development defaults
+	MaxUpload         int64    // bytes of one submission's files (and of its zip, unpacked)
+	MaxAssignment     int64    // bytes of one assignment upload
+	RatePerMinute     float64  // submissions per student per minute; 0 disables the limit
+	RateBurst         int      // submissions a student may make at once
+	WebhookSecret     string   // signs webhook test deliveries
+	RequestTimeout    time.Duration
+	AssignmentTimeout time.Duration // for assignment uploads, which can be large
+	ShutdownTimeout   time.Duration
+	QueueWindow       time.Duration // how far back throughput and medians are measured
+	WorkerFresh       time.Duration // a worker heartbeat older than this is offline
+	QueueCacheTTL     time.Duration // queue statistics are reused this long
+	DefaultRun        time.Duration // run time assumed by the ETA before any is measured
+	LogLevel          string
+}
+
+// Development defaults for the bearer tokens; a warning is logged when used.
+const (
+	devPortalToken = "dev-portal"
+	devStaffToken  = "dev-staff"
+)
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:], os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gradeflow-api:", err)
+		os.Exit(2)
+	}
+	zc := zap.NewProductionConfig()
+	if err := zc.Level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "gradeflow-api: log level:", err)
+		os.Exit(2)
+	}
+	log, err := zc.Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gradeflow-api:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg, log)
+	stop()
+	if err != nil {
+		log.Error("gradeflow-api stopped", zap.Error(err))
+		_ = log.Sync()
+		os.Exit(1)
+	}
+	_ = log.Sync()
+}
+
+// loadConfig reads the configuration from args and the environment.
+func loadConfig(args []string, lookup func(string) (string, bool)) (Config, error) {
+	env := func(key, def string) string {
+		if v, ok := lookup(key); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	envInt := func(key string, def int64) int64 {
+		v := env(key, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return n
+	}
+	envFloat := func(key string, def float64) float64 {
+		v := env(key, "")
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return f
+	}
+	envDur := func(key string, def time.Duration) time.Duration {
+		v := env(key, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return d
+	}
+
+	var cfg Config
+	var portal, staff string
+	var burst int64
+	fs := flag.NewFlagSet("gradeflow-api", flag.ContinueOnError)
+	fs.StringVar(&cfg.Addr, "addr", env("GRADEFLOW_API_ADDR", "127.0.0.1:8080"), "listen address (GRADEFLOW_API_ADDR)")
+	fs.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
+	fs.StringVar(&cfg.TemporalNamespace, "namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
+	fs.StringVar(&cfg.MongoURI, "mongo", env("MONGODB_URI", "mongodb://127.0.0.1:27017"), "MongoDB URI (MONGODB_URI)")
+	fs.StringVar(&cfg.MongoDB, "db", env("GRADEFLOW_DB", "gradeflow"), "MongoDB database (GRADEFLOW_DB)")
+	fs.StringVar(&portal, "portal-tokens", env("GRADEFLOW_PORTAL_TOKENS", ""), "comma-separated portal bearer tokens (GRADEFLOW_PORTAL_TOKENS)")
+	fs.StringVar(&staff, "staff-tokens", env("GRADEFLOW_STAFF_TOKENS", ""), "comma-separated staff bearer tokens (GRADEFLOW_STAFF_TOKENS)")
+	fs.Int64Var(&cfg.MaxUpload, "max-upload", envInt("GRADEFLOW_MAX_UPLOAD", 16<<20), "bytes of one submission (GRADEFLOW_MAX_UPLOAD)")
+	fs.Int64Var(&cfg.MaxAssignment, "max-assignment", envInt("GRADEFLOW_MAX_ASSIGNMENT_UPLOAD", 64<<20), "bytes of one assignment upload (GRADEFLOW_MAX_ASSIGNMENT_UPLOAD)")
+	fs.Float64Var(&cfg.RatePerMinute, "rate-per-minute", envFloat("GRADEFLOW_RATE_PER_MINUTE", 30), "submissions per student per minute, 0 for no limit (GRADEFLOW_RATE_PER_MINUTE)")
+	fs.Int64Var(&burst, "rate-burst", envInt("GRADEFLOW_RATE_BURST", 10), "submissions a student may make at once (GRADEFLOW_RATE_BURST)")
+	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", env("GRADEFLOW_WEBHOOK_SECRET", ""), "HMAC key of webhook signatures (GRADEFLOW_WEBHOOK_SECRET)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDur("GRADEFLOW_REQUEST_TIMEOUT", 15*time.Second), "bound on one request's work (GRADEFLOW_REQUEST_TIMEOUT)")
+	fs.DurationVar(&cfg.AssignmentTimeout, "assignment-timeout", envDur("GRADEFLOW_ASSIGNMENT_TIMEOUT", 2*time.Minute), "bound on an assignment upload (GRADEFLOW_ASSIGNMENT_TIMEOUT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDur("GRADEFLOW_SHUTDOWN_TIMEOUT", 20*time.Second), "grace for requests in flight at shutdown (GRADEFLOW_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&cfg.QueueWindow, "queue-window", envDur("GRADEFLOW_QUEUE_WINDOW", 10*time.Minute), "window of throughput and median measurements (GRADEFLOW_QUEUE_WINDOW)")
+	fs.DurationVar(&cfg.WorkerFresh, "worker-fresh", envDur("GRADEFLOW_WORKER_FRESH", 30*time.Second), "age beyond which a worker heartbeat is stale (GRADEFLOW_WORKER_FRESH)")
+	fs.DurationVar(&cfg.QueueCacheTTL, "queue-cache", envDur("GRADEFLOW_QUEUE_CACHE", 2*time.Second), "reuse queue statistics this long (GRADEFLOW_QUEUE_CACHE)")
+	fs.DurationVar(&cfg.DefaultRun, "default-run", envDur("GRADEFLOW_ETA_DEFAULT_RUN", time.Minute), "run time the ETA assumes before any is measured (GRADEFLOW_ETA_DEFAULT_RUN)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("GRADEFLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GRADEFLOW_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	cfg.RateBurst = int(burst)
+	cfg.PortalTokens, cfg.StaffTokens = splitTokens(portal), splitTokens(staff)
+	if len(cfg.PortalTokens) == 0 && len(cfg.StaffTokens) == 0 {
+		cfg.PortalTokens, cfg.StaffTokens, cfg.DevTokens = []string{devPortalToken}, []string{devStaffToken}, true
+	}
+	switch {
+	case cfg.MaxUpload <= 0:
+		errs = append(errs, errors.New("GRADEFLOW_MAX_UPLOAD must be positive"))
+	case cfg.MaxAssignment <= 0:
+		errs = append(errs, errors.New("GRADEFLOW_MAX_ASSIGNMENT_UPLOAD must be positive"))
+	case cfg.RatePerMinute < 0 || cfg.RateBurst < 0:
+		errs = append(errs, errors.New("the rate limit must not be negative"))
+	case cfg.RatePerMinute > 0 && cfg.RateBurst == 0:
+		errs = append(errs, errors.New("GRADEFLOW_RATE_BURST must be at least 1 when the rate limit is on"))
+	case cfg.RequestTimeout <= 0 || cfg.AssignmentTimeout <= 0 || cfg.QueueWindow <= 0 || cfg.WorkerFresh <= 0:
+		errs = append(errs, errors.New("timeouts and windows must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func splitTokens(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// run serves the API until ctx is canceled, then shuts down gracefully.
+// Temporal and MongoDB are reached lazily, so the API starts (and reports
+// not ready on /readyz) while either is down.
+func run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	if cfg.DevTokens {
+		log.Warn("using the development bearer tokens; set GRADEFLOW_PORTAL_TOKENS and GRADEFLOW_STAFF_TOKENS",
+			zap.String("portal", devPortalToken), zap.String("staff", devStaffToken))
+	}
+	if cfg.WebhookSecret == "" {
+		log.Warn("GRADEFLOW_WEBHOOK_SECRET is empty: webhook test deliveries are signed with an empty key")
+	}
+	st, err := store.Open(cfg.MongoURI, cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close(context.WithoutCancel(ctx)) }()
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    workflows.NewZapAdapter(log),
+	})
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer tc.Close()
+
+	srv := newServer(cfg, st, tc, log)
+	hs := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           srv.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.AssignmentTimeout,
+		WriteTimeout:      cfg.AssignmentTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("serving", zap.String("addr", ln.Addr().String()),
+		zap.String("temporal", cfg.TemporalAddress), zap.String("db", cfg.MongoDB))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		ensureIndexes(gctx, st, log)
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// ensureIndexes creates the read model's indexes, retrying until MongoDB
+// answers or ctx ends.
+func ensureIndexes(ctx context.Context, st *store.Store, log *zap.Logger) {
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := st.EnsureIndexes(ictx)
+		if err == nil {
+			err = st.EnsureRateLimitIndexes(ictx)
+		}
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("creating indexes; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.uber.org/zap"
+
+	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
+)
+
+// queueStats is the state of the execution queue, as GET /v1/queue
+// answers it. Unknown measurements are null.
+type queueStats struct {
+	Queued         int64 `json:"queued"`          // submissions waiting for an execution slot
+	Running        int64 `json:"running"`         // submissions executing
+	ExecutionSlots int   `json:"execution_slots"` // execute activities that can run at once
+	// SlotsSource says where ExecutionSlots comes from: "heartbeats" (the
+	// workers' own advertisements), "pollers" (one per worker Temporal
+	// sees polling, when no worker advertises) or "none".
+	SlotsSource         string    `json:"slots_source"`
+	ExecuteWorkers      int       `json:"execute_workers"`           // workers advertising execute slots
+	ExecutePollers      *int      `json:"execute_pollers,omitempty"` // workers Temporal sees polling the execute queue
+	ThroughputPerMinute float64   `json:"throughput_per_minute"`     // executions ended per minute over the window
+	MedianWaitSeconds   *float64  `json:"median_wait_seconds"`       // queued → execute_started, over the window
+	MedianRunSeconds    *float64  `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
+	MedianSanitySeconds *float64  `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
+	ETASecondsForNew    *float64  `json:"eta_seconds_for_new"`       // eta of a submission made now
+	WindowSeconds       float64   `json:"window_seconds"`
+	MeasuredAt          time.Time `json:"measured_at"`
+
+	defaultRun float64 // seconds of run time assumed before any is measured
+}
+
+// eta estimates the seconds until a submission with ahead submissions
+// queued before it is graded; preQueue adds the sanity step it has still
+// to pass. There is no estimate while no execution slot is online.
+//
+// The model: the S slots online each finish a job every r seconds, r being
+// the median run time measured over the window (or the configured default
+// before any is measured), so slots free up at the service rate μ = S/r.
+// When the measured throughput λ (executions ended in the window, per
+// second) is higher — many jobs far shorter than the median — μ = λ
+// instead. Measured throughput alone is not used as μ because while the
+// queue is short it measures demand, not capacity. The submission starts
+// once p+1 slots have freed, less the F = max(0, S − running) slots free
+// now, and then runs r seconds:
+//
+//	eta = max(0, p + 1 − F) / μ + r  (+ median sanity time, before the queue)
+//
+// Saturated, this is ((p+1)/S + 1)·r: a slightly pessimistic M/D/S
+// estimate that ignores how far the running jobs are.
+func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
+	if q.ExecutionSlots <= 0 {
+		return 0, false
+	}
+	run := q.defaultRun
+	if q.MedianRunSeconds != nil && *q.MedianRunSeconds > 0 {
+		run = *q.MedianRunSeconds
+	}
+	slots := float64(q.ExecutionSlots)
+	mu := max(slots/run, q.ThroughputPerMinute/60)
+	free := max(0, slots-float64(q.Running))
+	eta := max(0, float64(ahead)+1-free)/mu + run
+	if preQueue && q.MedianSanitySeconds != nil {
+		eta += *q.MedianSanitySeconds
+	}
+	return math.Round(eta*10) / 10, true
+}
+
+// queueCache reuses one measurement of the queue for ttl, so that many
+// clients polling their submissions cost one measurement every ttl. Once
+// it has a measurement it never makes a reader wait: an expired one is
+// served while a single background refresh replaces it. A measurement
+// older than maxStale (refreshes failing) is dropped, and readers measure
+// themselves, getting the error if it persists. A zero ttl disables it.
+type queueCache struct {
+	ttl     time.Duration
+	measure func(context.Context) (queueStats, error)
+
+	mu         sync.Mutex
+	at         time.Time
+	stats      queueStats
+	have       bool
+	refreshing bool
+}
+
+// refreshTimeout bounds a background refresh.
+const refreshTimeout = 10 * time.Second
+
+func (c *queueCache) get(ctx context.Context) (queueStats, error) {
+	if c.ttl <= 0 {
+		return c.measure(ctx)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	age := time.Since(c.at)
+	maxStale := 2*c.ttl + refreshTimeout
+	if c.have && age < maxStale {
+		if age >= c.ttl && !c.refreshing {
+			c.refreshing = true
+			go c.refresh()
+		}
+		return c.stats, nil
+	}
+	// Nothing usable: measure while holding the lock, so that a crowd of
+	// first readers costs one measurement.
+	st, err := c.measure(ctx)
+	if err != nil {
+		return queueStats{}, err
+	}
+	c.stats, c.at, c.have = st, time.Now(), true
+	return st, nil
+}
+
+// refresh replaces the measurement in the background.
+func (c *queueCache) refresh() {
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	st, err := c.measure(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refreshing = false
+	if err == nil {
+		c.stats, c.at = st, time.Now()
+	}
+}
+
+// measureQueue measures the queue now.
+func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
+	now := s.now()
+	q := queueStats{
+		WindowSeconds: s.cfg.QueueWindow.Seconds(),
+		MeasuredAt:    now.UTC().Truncate(time.Millisecond),
+		defaultRun:    s.cfg.DefaultRun.Seconds(),
+	}
+	var err error
+	if q.Queued, err = s.store.CountStage(ctx, store.StageQueued); err != nil {
+		return queueStats{}, err
+	}
+	if q.Running, err = s.store.CountStage(ctx, store.StageRunning); err != nil {
+		return queueStats{}, err
+	}
+	if q.ExecutionSlots, q.ExecuteWorkers, err = s.store.ExecutionSlots(ctx, s.cfg.WorkerFresh); err != nil {
+		return queueStats{}, err
+	}
+	q.SlotsSource = "heartbeats"
+	if pollers, ok := s.executePollers(ctx); ok {
+		q.ExecutePollers = &pollers
+		if q.ExecutionSlots == 0 && pollers > 0 {
+			q.ExecutionSlots, q.SlotsSource = pollers, "pollers"
+		}
+	}
+	if q.ExecutionSlots == 0 {
+		q.SlotsSource = "none"
+	}
+	recent, err := s.store.RecentExecutions(ctx, now.Add(-s.cfg.QueueWindow))
+	if err != nil {
+		return queueStats{}, err
+	}
+	q.ThroughputPerMinute = math.Round(float64(len(recent.Run))/s.cfg.QueueWindow.Minutes()*100) / 100
+	q.MedianRunSeconds = median(recent.Run)
+	q.MedianWaitSeconds = median(recent.Wait)
+	q.MedianSanitySeconds = median(recent.Sanity)
+	if eta, ok := q.eta(q.Queued, true); ok {
+		q.ETASecondsForNew = &eta
+	}
+	return q, nil
+}
+
+// executePollers counts the workers Temporal sees polling the execute
+// queue. It is advisory: on error the count is left out.
+func (s *server) executePollers(ctx context.Context) (int, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := s.temporal.DescribeTaskQueue(ctx, workflows.TaskQueueExecute, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil {
+		s.log.Debug("describe execute task queue", zap.Error(err))
+		return 0, false
+	}
+	return len(resp.GetPollers()), true
+}
+
+func median(xs []float64) *float64 {
+	m, ok := store.Median(xs)
+	if !ok {
+		return nil
+	}
+	m = math.Round(m*100) / 100
+	return &m
+}
+
+// getQueue answers the state of the execution queue.
+func (s *server) getQueue(w http.ResponseWriter, r *http.Request) {
+	q, err := s.queue.get(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// gridfsChunkSize is the driver's default GridFS chunk size.
+const gridfsChunkSize = 255 * 1024
+
+// putBytes writes data as the GridFS file name, exactly as the driver's
+// upload stream does (chunks first, then the files document that makes the
+// file visible), but without the 16 MiB buffer the driver allocates for
+// every upload, which made each small file cost 16 MiB of garbage. It fails
+// with a duplicate-key error when name, or stray chunks of it, exist.
+func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
+	s.ensureFileIndexes(ctx)
+	chunks := make([]any, 0, (len(data)+gridfsChunkSize-1)/gridfsChunkSize)
+	for n, off := 0, 0; off < len(data); n, off = n+1, off+gridfsChunkSize {
+		end := min(off+gridfsChunkSize, len(data))
+		chunks = append(chunks, bson.D{
+			{Key: "_id", Value: bson.NewObjectID()},
+			{Key: "files_id", Value: name},
+			{Key: "n", Value: int32(n)},
+			{Key: "data", Value: bson.Binary{Data: data[off:end]}},
+		})
+	}
+	if len(chunks) > 0 {
+		if _, err := s.db.Collection(FilesBucket+".chunks").InsertMany(ctx, chunks); err != nil {
+			return err
+		}
+	}
+	_, err := s.db.Collection(FilesBucket+".files").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: name},
+		{Key: "length", Value: int64(len(data))},
+		{Key: "chunkSize", Value: int32(gridfsChunkSize)},
+		{Key: "uploadDate", Value: bson.NewDateTimeFromTime(time.Now())},
+		{Key: "filename", Value: name},
+	})
+	return err
+}
+
+// fileIndexes remembers, per store, that the GridFS indexes were made.
+var fileIndexes sync.Map // *Store → *sync.Once
+
+// ensureFileIndexes creates the indexes the driver creates before its
+// first upload into a bucket (reads find chunks by files_id and n), once
+// per store. A failure is left for the next store to retry: the indexes
+// speed reads up but nothing depends on them for correctness.
+func (s *Store) ensureFileIndexes(ctx context.Context) {
+	once, _ := fileIndexes.LoadOrStore(s, &sync.Once{})
+	once.(*sync.Once).Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = s.EnsureFileIndexes(ctx)
+	})
+}
+
+// EnsureFileIndexes creates the GridFS bucket's indexes, as the driver
+// does before its first upload. It is idempotent.
+func (s *Store) EnsureFileIndexes(ctx context.Context) error {
+	_, err := s.db.Collection(FilesBucket+".chunks").Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}},
+		Options: options.Index().SetUnique(true),
+	})
+	if err != nil {
+		return fmt.Errorf("create chunk index: %w", err)
+	}
+	_, err = s.db.Collection(FilesBucket+".files").Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}},
+	})
+	if err != nil {
+		return fmt.Errorf("create file index: %w", err)
+	}
+	return nil
+}
