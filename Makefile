@@ -10,7 +10,8 @@ GOBIN_DIR  := $(shell $(GO) env GOPATH)/bin
 TEMPORAL_VERSION := v1.5.1
 TEMPORAL_CLI ?= $(shell command -v temporal 2>/dev/null || echo $(GOBIN_DIR)/temporal)
 IMAGE      ?= gradeflow/hadoop:dev
-export TEMPORAL_CLI GRADEFLOW_IMAGE=$(IMAGE)
+export TEMPORAL_CLI
+export GRADEFLOW_IMAGE := $(IMAGE)
 
 .PHONY: all build tools docker images run scale test test-unit chaos bench vet validate clean
 
@@ -59,7 +60,9 @@ test-unit:
 
 ## bench: performance figures on the real stack (see README "Performance")
 bench: build tools images
-	$(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/...
+	@mkdir -p .data
+	set -o pipefail; $(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/... ./api/... | tee .data/bench.txt
+	@echo; deploy/dev/bench-table.sh .data/bench.txt
 
 ## validate: the compose file and Kubernetes manifests, as far as this machine allows
 validate:

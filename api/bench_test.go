@@ -24,12 +24,12 @@ const (
 	burstWorkers = 50
 )
 
-// BenchmarkBurst posts 1,000 submissions concurrently to a real API server
+// BenchmarkP3Burst posts 1,000 submissions concurrently to a real API server
 // on the real stack, then reads each back, and checks that every one was
 // accepted, stored and started: none lost, none doubled.
 //
 //	go test -run '^$' -bench Burst -benchtime 1x ./api/
-func BenchmarkBurst(b *testing.B) {
+func BenchmarkP3Burst(b *testing.B) {
 	cfg := testConfig()
 	cfg.RatePerMinute, cfg.RateBurst = 0, 0 // the burst is one client's, not students'
 	cfg.QueueCacheTTL = 2 * time.Second     // as deployed

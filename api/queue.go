@@ -23,16 +23,18 @@ type queueStats struct {
 	// SlotsSource says where ExecutionSlots comes from: "heartbeats" (the
 	// workers' own advertisements), "pollers" (one per worker Temporal
 	// sees polling, when no worker advertises) or "none".
-	SlotsSource         string    `json:"slots_source"`
-	ExecuteWorkers      int       `json:"execute_workers"`           // workers advertising execute slots
-	ExecutePollers      *int      `json:"execute_pollers,omitempty"` // workers Temporal sees polling the execute queue
-	ThroughputPerMinute float64   `json:"throughput_per_minute"`     // executions ended per minute over the window
-	MedianWaitSeconds   *float64  `json:"median_wait_seconds"`       // queued → execute_started, over the window
-	MedianRunSeconds    *float64  `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
-	MedianSanitySeconds *float64  `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
-	ETASecondsForNew    *float64  `json:"eta_seconds_for_new"`       // eta of a submission made now
-	WindowSeconds       float64   `json:"window_seconds"`
-	MeasuredAt          time.Time `json:"measured_at"`
+	SlotsSource         string   `json:"slots_source"`
+	ExecuteWorkers      int      `json:"execute_workers"`           // workers advertising execute slots
+	ExecutePollers      *int     `json:"execute_pollers,omitempty"` // workers Temporal sees polling the execute queue
+	ThroughputPerMinute float64  `json:"throughput_per_minute"`     // executions ended per minute over the window
+	MedianWaitSeconds   *float64 `json:"median_wait_seconds"`       // queued → execute_started, over the window
+	MedianRunSeconds    *float64 `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
+	MedianSanitySeconds *float64 `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
+	ETASecondsForNew    *float64 `json:"eta_seconds_for_new"`       // eta of a submission made now
+	// StartETASecondsForNew is when a submission made now would start running.
+	StartETASecondsForNew *float64  `json:"start_eta_seconds_for_new"`
+	WindowSeconds         float64   `json:"window_seconds"`
+	MeasuredAt            time.Time `json:"measured_at"`
 
 	defaultRun float64 // seconds of run time assumed before any is measured
 }
@@ -56,8 +58,15 @@ type queueStats struct {
 // Saturated, this is ((p+1)/S + 1)·r: a slightly pessimistic M/D/S
 // estimate that ignores how far the running jobs are.
 func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
+	_, done, ok := q.estimate(ahead, preQueue)
+	return done, ok
+}
+
+// estimate returns both the seconds until the submission starts running
+// (the same model without its own run time) and until it is graded.
+func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, ok bool) {
 	if q.ExecutionSlots <= 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	run := q.defaultRun
 	if q.MedianRunSeconds != nil && *q.MedianRunSeconds > 0 {
@@ -66,11 +75,11 @@ func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
 	slots := float64(q.ExecutionSlots)
 	mu := max(slots/run, q.ThroughputPerMinute/60)
 	free := max(0, slots-float64(q.Running))
-	eta := max(0, float64(ahead)+1-free)/mu + run
+	start = max(0, float64(ahead)+1-free) / mu
 	if preQueue && q.MedianSanitySeconds != nil {
-		eta += *q.MedianSanitySeconds
+		start += *q.MedianSanitySeconds
 	}
-	return math.Round(eta*10) / 10, true
+	return math.Round(start*10) / 10, math.Round((start+run)*10) / 10, true
 }
 
 // queueCache reuses one measurement of the queue for ttl, so that many
@@ -167,8 +176,8 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	q.MedianRunSeconds = median(recent.Run)
 	q.MedianWaitSeconds = median(recent.Wait)
 	q.MedianSanitySeconds = median(recent.Sanity)
-	if eta, ok := q.eta(q.Queued, true); ok {
-		q.ETASecondsForNew = &eta
+	if start, done, ok := q.estimate(q.Queued, true); ok {
+		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil
 }

@@ -45,7 +45,9 @@ type submissionView struct {
 	// ETASeconds estimates the seconds until it is graded; present with
 	// Position while execution slots are online.
 	ETASeconds *float64 `json:"eta_seconds,omitempty"`
-	StatusURL  string   `json:"status_url"`
+	// StartETASeconds estimates the seconds until it starts running.
+	StartETASeconds *float64 `json:"start_eta_seconds,omitempty"`
+	StatusURL       string   `json:"status_url"`
 	// Created is set on the answer to a POST that found the ID taken.
 	Created *bool `json:"created,omitempty"`
 }
@@ -238,8 +240,8 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 		}
 	}
 	v.Position = &pos
-	if eta, ok := q.eta(pos, sub.Stage != store.StageQueued); ok {
-		v.ETASeconds = &eta
+	if start, done, ok := q.estimate(pos, sub.Stage != store.StageQueued); ok {
+		v.StartETASeconds, v.ETASeconds = &start, &done
 	}
 	return v, nil
 }

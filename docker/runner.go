@@ -201,11 +201,10 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		hijack.Close()
 		<-copied
 	}
-	// Only a killed container can have been killed for memory.
-	if res.ExitCode != 0 {
-		if info, err := r.cli.ContainerInspect(bg, id); err == nil && info.State != nil {
-			res.OOMKilled = info.State.OOMKilled
-		}
+	// Even a clean exit may hide an out-of-memory kill: the kernel may kill
+	// a student's mapper while the runner survives to report the failure.
+	if info, err := r.cli.ContainerInspect(bg, id); err == nil && info.State != nil {
+		res.OOMKilled = info.State.OOMKilled
 	}
 	res.Stdout = stdout.buf
 	res.StdoutTruncated = stdout.truncated

@@ -67,7 +67,7 @@ func startStack(opts stackOptions) (s *stack, err error) {
 			s.stop()
 		}
 	}()
-	for _, b := range []string{"gradeflow-worker", "gradeflow-starter", "gradeflow-mongod"} {
+	for _, b := range []string{"gradeflow-worker", "gradeflow-api", "gradeflow-starter", "gradeflow-mongod"} {
 		if _, err := os.Stat(filepath.Join(s.bin, b)); err != nil {
 			return nil, fmt.Errorf("binary %s missing in %s: run 'make build' (or 'make test')", b, s.bin)
 		}
