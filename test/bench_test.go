@@ -37,28 +37,34 @@ func median(xs []float64) float64 {
 // sandbox as the activities, and returns the wall time of both.
 func bareRun(b *testing.B, ctx context.Context, subDir, inputDir string) time.Duration {
 	b.Helper()
-	cfg := loadAssignment(b)
-	base := docker.Spec{
-		Image: stk.image, MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9),
-		PidsLimit: 256, ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
-		Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
-	}
+	job := bareJobSpec(loadAssignment(b), subDir, inputDir)
 	start := time.Now()
-	sanity := base
+	sanity := job
 	sanity.Name = "gradeflow-bench-sanity-" + randHex(4)
 	sanity.Cmd = []string{"sanity-python", "--forbid", "subprocess,socket"}
-	sanity.Mounts = []docker.Mount{{Source: subDir, Target: "/job"}}
+	sanity.Mounts = sanity.Mounts[:1]
 	if res, err := stk.docker.Run(ctx, sanity); err != nil || res.ExitCode != 0 {
 		b.Fatalf("bare sanity: %v exit %d %s", err, res.ExitCode, res.Stderr)
 	}
-	job := base
-	job.Name = "gradeflow-bench-execute-" + randHex(4)
-	job.Cmd = []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer}
-	job.Mounts = []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
 	if res, err := stk.docker.Run(ctx, job); err != nil || res.ExitCode != 0 {
 		b.Fatalf("bare job: %v exit %d %s", err, res.ExitCode, res.Stderr)
 	}
 	return time.Since(start)
+}
+
+// bareJobSpec is the streaming job container of a submission, with the
+// sandbox and limits the execute activity gives it, for running it
+// directly through the Docker SDK.
+func bareJobSpec(cfg store.Assignment, subDir, inputDir string) docker.Spec {
+	return docker.Spec{
+		Name:        "gradeflow-bench-" + randHex(4),
+		Image:       stk.image,
+		Cmd:         []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer},
+		Mounts:      []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}},
+		MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9), PidsLimit: 256,
+		ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
+		Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
+	}
 }
 
 func loadAssignment(b testing.TB) store.Assignment {
@@ -168,15 +174,7 @@ func BenchmarkP2Throughput(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				spec := docker.Spec{
-					Name: "gradeflow-bench-p2-" + randHex(4), Image: stk.image,
-					Cmd:         []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer},
-					Mounts:      []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}},
-					MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9), PidsLimit: 256,
-					ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
-					Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
-				}
-				if res, err := stk.docker.Run(ctx, spec); err != nil || res.ExitCode != 0 {
+				if res, err := stk.docker.Run(ctx, bareJobSpec(cfg, subDir, inputDir)); err != nil || res.ExitCode != 0 {
 					b.Errorf("bare job: %v", err)
 				}
 			}()
@@ -211,7 +209,9 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 	var firsts []float64
 	for round := 0; round < benchRounds*b.N; round++ {
 		batch := randHex(3)
-		var runs []interface{ Get(context.Context, any) error }
+		var runs []interface {
+			Get(context.Context, any) error
+		}
 		for i := 0; i < 3; i++ {
 			run, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
 				ID: fmt.Sprintf("p4-%s-%d", batch, i), Assignment: "wordcount", Student: "bench", Files: readFiles(b, subDir)})

@@ -33,7 +33,7 @@ type stack struct {
 	bin          string
 	dir          string // scratch for logs, DBs and worker dirs
 	temporalAddr string
-	temporalDB   string // SQLite file when persistent
+	temporalDB   string    // SQLite file when persistent
 	mongoURI     string    // direct, for the tests' own observations
 	mongoProxy   *tcpProxy // what the programs connect through, so tests can cut it
 	proxiedURI   string

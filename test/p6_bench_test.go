@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gradeflow/gradeflow/docker"
 )
 
 // BenchmarkP6HadoopContainerVsHost runs the wordcount streaming job in the
@@ -56,16 +54,8 @@ func BenchmarkP6HadoopContainerVsHost(b *testing.B) {
 		return d
 	}
 	container := func() time.Duration {
-		spec := docker.Spec{
-			Name: "gradeflow-bench-p6-" + randHex(4), Image: stk.image,
-			Cmd:         []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer},
-			Mounts:      []docker.Mount{{Source: sub, Target: "/job"}, {Source: input, Target: "/input"}},
-			MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9), PidsLimit: 256,
-			ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
-			Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
-		}
 		start := time.Now()
-		res, err := stk.docker.Run(ctx, spec)
+		res, err := stk.docker.Run(ctx, bareJobSpec(cfg, sub, input))
 		if err != nil || res.ExitCode != 0 {
 			b.Fatalf("container job: %v exit %d", err, res.ExitCode)
 		}
