@@ -83,7 +83,9 @@ type Activities struct {
 	// have a webhook URL.
 	HTTP *http.Client
 
-	inputs inputCache
+	inputs   inputCache
+	jobs     jobHandoff
+	expected expectedCache
 }
 
 // Request identifies a submission to grade.

@@ -23,7 +23,7 @@ type CompareInput struct {
 func (a *Activities) Compare(ctx context.Context, in CompareInput) (Grade, error) {
 	// No stage write here: comparing takes milliseconds, and the workflow's
 	// stage query and search attribute already show it.
-	expected, err := a.concat(ctx, in.Plan.Config.ExpectedFiles, a.Config.MaxExpected)
+	expected, err := a.expected.get(ctx, a, in.Plan.Config)
 	if err != nil {
 		return Grade{}, err
 	}

@@ -46,8 +46,12 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 	var cmd []string
 	switch plan.Runtime {
 	case store.RuntimeStreaming:
-		if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(id), jobDir, a.Config.MaxSubmission); err != nil {
-			return Execution{}, err
+		// The sanity step on this host may have left the files; otherwise
+		// (another host, or a retry) fetch them.
+		if !a.jobs.take(id, jobDir) {
+			if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(id), jobDir, a.Config.MaxSubmission); err != nil {
+				return Execution{}, err
+			}
 		}
 		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
 		if plan.Config.Combiner != "" {

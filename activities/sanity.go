@@ -97,6 +97,10 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 			return Plan{}, err
 		}
 	}
+	if runtime == store.RuntimeStreaming {
+		// Hand the files to the execute step, should it run on this host.
+		a.jobs.keep(a, req.SubmissionID, dir+"/job")
+	}
 	if err := a.Store.MarkStage(ctx, req.SubmissionID, store.StageQueued, "", 0, time.Now()); err != nil {
 		return Plan{}, err
 	}

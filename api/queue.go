@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type queueStats struct {
 	MeasuredAt            time.Time `json:"measured_at"`
 
 	defaultRun float64 // seconds of run time assumed before any is measured
+	// runningStarted holds when each running job started, when measured:
+	// with it the estimate follows each slot instead of averaging them.
+	runningStarted []time.Time
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -64,6 +68,13 @@ func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
 
 // estimate returns both the seconds until the submission starts running
 // (the same model without its own run time) and until it is graded.
+//
+// When the start times of the running jobs are known, the estimate plays
+// the queue forward slot by slot instead: each running job frees its slot
+// r seconds after it started (now if it is late), idle slots are free now,
+// and each of the p jobs ahead, then this one, takes the earliest free
+// slot and holds it r seconds. A submission still in its sanity check
+// starts no earlier than the median sanity time from now.
 func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, ok bool) {
 	if q.ExecutionSlots <= 0 {
 		return 0, 0, false
@@ -72,14 +83,48 @@ func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, o
 	if q.MedianRunSeconds != nil && *q.MedianRunSeconds > 0 {
 		run = *q.MedianRunSeconds
 	}
-	slots := float64(q.ExecutionSlots)
-	mu := max(slots/run, q.ThroughputPerMinute/60)
-	free := max(0, slots-float64(q.Running))
-	start = max(0, float64(ahead)+1-free) / mu
-	if preQueue && q.MedianSanitySeconds != nil {
-		start += *q.MedianSanitySeconds
+	if q.runningStarted != nil {
+		start = q.playForward(ahead, run, time.Now())
+		if preQueue && q.MedianSanitySeconds != nil {
+			start = max(start, *q.MedianSanitySeconds)
+		}
+	} else {
+		slots := float64(q.ExecutionSlots)
+		mu := max(slots/run, q.ThroughputPerMinute/60)
+		free := max(0, slots-float64(q.Running))
+		start = max(0, float64(ahead)+1-free) / mu
+		if preQueue && q.MedianSanitySeconds != nil {
+			start += *q.MedianSanitySeconds
+		}
 	}
 	return math.Round(start*10) / 10, math.Round((start+run)*10) / 10, true
+}
+
+// playForward returns when the job behind ahead others gets a slot.
+func (q queueStats) playForward(ahead int64, run float64, now time.Time) float64 {
+	free := make([]float64, 0, q.ExecutionSlots)
+	for _, st := range q.runningStarted {
+		free = append(free, max(0, run-now.Sub(st).Seconds()))
+	}
+	sort.Float64s(free)
+	if len(free) > q.ExecutionSlots { // workers just left: keep the soonest
+		free = free[:q.ExecutionSlots]
+	}
+	for len(free) < q.ExecutionSlots {
+		free = append(free, 0)
+	}
+	var start float64
+	for k := int64(0); k <= ahead; k++ {
+		i := 0
+		for j := range free {
+			if free[j] < free[i] {
+				i = j
+			}
+		}
+		start = free[i]
+		free[i] += run
+	}
+	return start
 }
 
 // queueCache reuses one measurement of the queue for ttl, so that many
@@ -152,9 +197,10 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	if q.Queued, err = s.store.CountStage(ctx, store.StageQueued); err != nil {
 		return queueStats{}, err
 	}
-	if q.Running, err = s.store.CountStage(ctx, store.StageRunning); err != nil {
+	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
 		return queueStats{}, err
 	}
+	q.Running = int64(len(q.runningStarted))
 	if q.ExecutionSlots, q.ExecuteWorkers, err = s.store.ExecutionSlots(ctx, s.cfg.WorkerFresh); err != nil {
 		return queueStats{}, err
 	}

@@ -61,8 +61,11 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// By hand: S=4, running 2 so F=2, r=30 s, μ=max(4/30, 0.5/60)=2/15 /s.
-	// A new submission has 3 ahead: (3+1−2)/μ + 30 + 2 (sanity) = 47 s.
+	// By hand, playing the queue forward: S=4 slots, r=30 s; r1 and r2
+	// started 60 s ago, past the median run, so their slots free now: all
+	// four are free. A new submission has 3 ahead, who take three slots;
+	// it takes the fourth once its 2 s sanity check is done: starts at 2 s,
+	// graded at 32 s.
 	r := e.get(portalToken, "/v1/queue")
 	if r.status != http.StatusOK {
 		t.Fatalf("queue: %d %s", r.status, r.body)
@@ -71,7 +74,7 @@ func TestQueue(t *testing.T) {
 	want := map[string]any{
 		"queued": 3.0, "running": 2.0, "execution_slots": 4.0, "execute_workers": 2.0, "slots_source": "heartbeats",
 		"throughput_per_minute": 0.5, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0,
-		"eta_seconds_for_new": 47.0, "window_seconds": 600.0, "execute_pollers": 0.0,
+		"eta_seconds_for_new": 32.0, "start_eta_seconds_for_new": 2.0, "window_seconds": 600.0, "execute_pollers": 0.0,
 	}
 	for k, v := range want {
 		if q[k] != v {
@@ -79,13 +82,13 @@ func TestQueue(t *testing.T) {
 		}
 	}
 
-	// Positions: q3 has q1 and q2 ahead: (2+1−2)/μ + 30 = 37.5 s.
-	// s1 has not reached the queue: all 3 ahead, plus sanity: 47 s.
+	// Positions: q1, q2 and q3 each find a free slot: graded in 30 s.
+	// s1 has not reached the queue: all 3 ahead, then its sanity: 32 s.
 	for _, tt := range []struct {
 		id  string
 		pos float64
 		eta float64
-	}{{"q1", 0, 30}, {"q2", 1, 30}, {"q3", 2, 37.5}, {"s1", 3, 47}} {
+	}{{"q1", 0, 30}, {"q2", 1, 30}, {"q3", 2, 30}, {"s1", 3, 32}} {
 		m := e.get(portalToken, "/v1/submissions/"+tt.id).json(t)
 		if m["position"] != tt.pos || m["eta_seconds"] != tt.eta {
 			t.Errorf("%s: position %v eta %v, want %v and %v", tt.id, m["position"], m["eta_seconds"], tt.pos, tt.eta)
@@ -178,5 +181,34 @@ func TestQueueCacheServesStaleWhileRefreshing(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 2 {
 		t.Errorf("%d measurements, want 2", calls)
+	}
+}
+
+func TestPlayForward(t *testing.T) {
+	now := time.Now()
+	ago := func(s float64) time.Time { return now.Add(-time.Duration(s * float64(time.Second))) }
+	tests := []struct {
+		name    string
+		slots   int
+		running []time.Time
+		ahead   int64
+		want    float64
+	}{
+		{"idle slots: starts now", 2, nil, 1, 0},
+		{"idle slots, a queue", 2, nil, 2, 4},
+		{"idle slots, a longer queue", 2, nil, 4, 8},
+		{"running jobs free their slots in turn", 2, []time.Time{ago(1), ago(3)}, 0, 1},
+		{"second slot", 2, []time.Time{ago(1), ago(3)}, 1, 3},
+		{"first slot again", 2, []time.Time{ago(1), ago(3)}, 2, 5},
+		{"late job frees now", 1, []time.Time{ago(10)}, 0, 0},
+		{"more running than slots", 1, []time.Time{ago(1), ago(2)}, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := queueStats{ExecutionSlots: tt.slots, runningStarted: tt.running}
+			if got := q.playForward(tt.ahead, 4, now); math.Abs(got-tt.want) > 1e-9 {
+				t.Fatalf("playForward(%d) = %g, want %g", tt.ahead, got, tt.want)
+			}
+		})
 	}
 }

@@ -237,3 +237,19 @@ func (s *Store) Assignments(ctx context.Context) ([]Assignment, error) {
 	}
 	return as, nil
 }
+
+// RunningStarts returns when each submission now running started running.
+func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
+	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: StageRunning}},
+		options.Find().SetProjection(bson.D{{Key: "times.execute_started", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, len(ts))
+	for _, t := range ts {
+		if t.ExecuteStarted != nil {
+			out = append(out, *t.ExecuteStarted)
+		}
+	}
+	return out, nil
+}

@@ -181,13 +181,16 @@ func (g *grading) finish(ctx workflow.Context, err error, runSeconds float64) (R
 func (g *grading) record(ctx workflow.Context, f store.Final) (Result, error) {
 	g.advance(ctx, store.StageRecording)
 	var a *activities.Activities
+	var rec activities.Recorded
 	err := workflow.ExecuteActivity(withOptions(ctx, TaskQueueGrade, fmt.Sprintf("record %s %s", f.Status, f.Outcome),
-		time.Minute, 0, 0), a.Record, activities.RecordRequest{Request: g.req, Final: f}).Get(ctx, nil)
+		time.Minute, 0, 0), a.Record, activities.RecordRequest{Request: g.req, Final: f}).Get(ctx, &rec)
 	if err != nil {
 		return Result{}, fmt.Errorf("record submission %s: %w", g.req.SubmissionID, err)
 	}
 	g.advance(ctx, store.StageDone)
-	g.webhook(ctx)
+	if rec.Webhook {
+		g.webhook(ctx)
+	}
 	if f.Outcome != "" {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchOutcome.ValueSet(string(f.Outcome)))
 	} else {

@@ -77,7 +77,10 @@ func TestSubmission(t *testing.T) {
 			env.OnActivity(a.Compare, mock.Anything, mock.Anything).Return(tc.grade, nil).Maybe()
 			var recorded store.Final
 			env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(
-				func(_ context.Context, req activities.RecordRequest) error { recorded = req.Final; return nil }).Once()
+				func(_ context.Context, req activities.RecordRequest) (activities.Recorded, error) {
+					recorded = req.Final
+					return activities.Recorded{Webhook: true}, nil
+				}).Once()
 			env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(nil).Once()
 
 			env.ExecuteWorkflow(WorkflowName, Input{SubmissionID: "s1", Assignment: "wordcount", Student: "ada", ExecuteAttempts: 3})
@@ -132,8 +135,7 @@ func TestSubmissionStageQuery(t *testing.T) {
 	env.OnActivity(a.Sanity, mock.Anything, mock.Anything).Return(testPlan(), nil)
 	env.OnActivity(a.Execute, mock.Anything, mock.Anything).After(time.Minute).Return(activities.Execution{}, nil)
 	env.OnActivity(a.Compare, mock.Anything, mock.Anything).Return(activities.Grade{Outcome: store.OutcomePassed, Score: 100, MaxScore: 100}, nil)
-	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(nil)
-	env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(activities.Recorded{}, nil)
 
 	stageAt := func() store.Stage {
 		q, err := env.QueryWorkflow(QueryStage)
@@ -175,7 +177,7 @@ func TestSubmissionWebhookFailureDoesNotFailGrading(t *testing.T) {
 	env.OnActivity(a.Sanity, mock.Anything, mock.Anything).Return(testPlan(), nil)
 	env.OnActivity(a.Execute, mock.Anything, mock.Anything).Return(activities.Execution{}, nil)
 	env.OnActivity(a.Compare, mock.Anything, mock.Anything).Return(activities.Grade{Outcome: store.OutcomePassed, Score: 100, MaxScore: 100}, nil)
-	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(activities.Recorded{Webhook: true}, nil)
 	env.OnActivity(a.Webhook, mock.Anything, mock.Anything).Return(
 		temporal.NewNonRetryableApplicationError("410 Gone", activities.WebhookRejected, nil)).Once()
 	env.ExecuteWorkflow(WorkflowName, Input{SubmissionID: "s1", Assignment: "wordcount", Student: "ada"})

@@ -1,0 +1,73 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// TestWorkerDrainsOnSIGTERM stops the execute worker with SIGTERM while it
+// runs a job. With a stop timeout longer than the job, the job finishes on
+// that worker (one attempt); with a shorter one, it is handed back and
+// finished by the next worker (two attempts). Either way it is graded
+// exactly once and no container is left.
+func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	cases := []struct {
+		name         string
+		stopTimeout  string
+		wantAttempts int
+	}{
+		{"finishes within the bound", "60s", 1},
+		{"handed back past the bound", "1s", 2},
+	}
+	executeMu.Lock()
+	defer executeMu.Unlock()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			executeWorker.terminate(30 * time.Second)
+			w, err := stk.startWorker(ctx, "worker-execute-drain", "execute", "GRADEFLOW_STOP_TIMEOUT="+tc.stopTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := fmt.Sprintf("drain-%s-%d", randHex(3), tc.wantAttempts)
+			dir := filepath.Join(stk.root, "test/testdata/slow-correct")
+			if err := submitRetrying(ctx, id, dir, readFiles(t, dir)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 2*time.Minute, "the job to run", func() (bool, error) {
+				cs, err := stk.containers(ctx, id)
+				for _, c := range cs {
+					if c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
+						return true, nil
+					}
+				}
+				return false, err
+			})
+			stopped := make(chan struct{})
+			go func() { w.terminate(2 * time.Minute); close(stopped) }()
+			// A replacement is needed only for the job handed back.
+			if tc.wantAttempts > 1 {
+				<-stopped
+			}
+			if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
+				t.Fatal(err)
+			}
+			<-stopped
+			checkGradedOnce(t, ctx, []string{id})
+			sub, err := stk.store.Submission(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sub.Attempts["execute"] != tc.wantAttempts || sub.Outcome != store.OutcomePassed {
+				t.Errorf("execute attempts %d, outcome %s; want %d, passed", sub.Attempts["execute"], sub.Outcome, tc.wantAttempts)
+			}
+		})
+	}
+}
