@@ -41,6 +41,10 @@ type queueStats struct {
 	// runningStarted holds when each running job started, when measured:
 	// with it the estimate follows each slot instead of averaging them.
 	runningStarted []time.Time
+	// preQueue holds when each submission still before the queue (in
+	// stages submitted and sanity) was submitted: the earlier ones will
+	// queue ahead of a later one.
+	preQueue []time.Time
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -201,6 +205,9 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		return queueStats{}, err
 	}
 	q.Running = int64(len(q.runningStarted))
+	if q.preQueue, err = s.store.PreQueueSubmitted(ctx); err != nil {
+		return queueStats{}, err
+	}
 	if q.ExecutionSlots, q.ExecuteWorkers, err = s.store.ExecutionSlots(ctx, s.cfg.WorkerFresh); err != nil {
 		return queueStats{}, err
 	}
@@ -219,10 +226,12 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		return queueStats{}, err
 	}
 	q.ThroughputPerMinute = math.Round(float64(len(recent.Run))/s.cfg.QueueWindow.Minutes()*100) / 100
-	q.MedianRunSeconds = median(recent.Run)
-	q.MedianWaitSeconds = median(recent.Wait)
-	q.MedianSanitySeconds = median(recent.Sanity)
-	if start, done, ok := q.estimate(q.Queued, true); ok {
+	// Medians of the latest samples follow a change of load (a busy
+	// machine runs every job slower) within a few jobs.
+	q.MedianRunSeconds = median(latest(recent.Run))
+	q.MedianWaitSeconds = median(latest(recent.Wait))
+	q.MedianSanitySeconds = median(latest(recent.Sanity))
+	if start, done, ok := q.estimate(q.Queued+int64(len(q.preQueue)), true); ok {
 		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil
@@ -258,4 +267,29 @@ func (s *server) getQueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, q)
+}
+
+// preQueueAhead counts the submissions before the queue that were
+// submitted before t.
+func (q queueStats) preQueueAhead(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	var n int64
+	for _, s := range q.preQueue {
+		if s.Before(*t) {
+			n++
+		}
+	}
+	return n
+}
+
+// medianOf is how many of the latest samples the medians use.
+const medianOf = 15
+
+func latest(xs []float64) []float64 {
+	if len(xs) > medianOf {
+		return xs[len(xs)-medianOf:]
+	}
+	return xs
 }

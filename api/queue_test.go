@@ -63,9 +63,9 @@ func TestQueue(t *testing.T) {
 
 	// By hand, playing the queue forward: S=4 slots, r=30 s; r1 and r2
 	// started 60 s ago, past the median run, so their slots free now: all
-	// four are free. A new submission has 3 ahead, who take three slots;
-	// it takes the fourth once its 2 s sanity check is done: starts at 2 s,
-	// graded at 32 s.
+	// four are free. A new submission has the 3 queued and s1 (still in
+	// its sanity check) ahead, who take the four slots: it starts when the
+	// first frees, at 30 s, and is graded at 60 s. s1 itself has 3 ahead.
 	r := e.get(portalToken, "/v1/queue")
 	if r.status != http.StatusOK {
 		t.Fatalf("queue: %d %s", r.status, r.body)
@@ -74,7 +74,7 @@ func TestQueue(t *testing.T) {
 	want := map[string]any{
 		"queued": 3.0, "running": 2.0, "execution_slots": 4.0, "execute_workers": 2.0, "slots_source": "heartbeats",
 		"throughput_per_minute": 0.5, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0,
-		"eta_seconds_for_new": 32.0, "start_eta_seconds_for_new": 2.0, "window_seconds": 600.0, "execute_pollers": 0.0,
+		"eta_seconds_for_new": 60.0, "start_eta_seconds_for_new": 30.0, "window_seconds": 600.0, "execute_pollers": 0.0,
 	}
 	for k, v := range want {
 		if q[k] != v {

@@ -240,7 +240,13 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 		}
 	}
 	v.Position = &pos
-	if start, done, ok := q.estimate(pos, sub.Stage != store.StageQueued); ok {
+	// Those still in their sanity check but submitted earlier will queue
+	// ahead of it too: they count for the estimate, not the position.
+	ahead := pos
+	if sub.Stage != store.StageQueued {
+		ahead += q.preQueueAhead(sub.Times.Submitted)
+	}
+	if start, done, ok := q.estimate(ahead, sub.Stage != store.StageQueued); ok {
 		v.StartETASeconds, v.ETASeconds = &start, &done
 	}
 	return v, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -88,6 +89,7 @@ func (s *Store) CountStage(ctx context.Context, stage Stage) (int64, error) {
 
 // Recent holds measured durations of the submissions that passed through
 // execution recently, in seconds.
+// Recent's lists are ordered oldest first.
 type Recent struct {
 	// Run holds execute_ended − execute_started of every execution that
 	// ended in the window; len(Run) is the window's throughput.
@@ -107,6 +109,8 @@ func (s *Store) RecentExecutions(ctx context.Context, since time.Time) (Recent, 
 	if err != nil {
 		return Recent{}, err
 	}
+	// Oldest first, so callers can weigh the latest most.
+	sort.Slice(ended, func(i, j int) bool { return ended[i].ExecuteEnded.Before(*ended[j].ExecuteEnded) })
 	for _, t := range ended {
 		// A submission whose execute_started was lost (a hand-started
 		// workflow) still counts towards throughput.
@@ -120,6 +124,7 @@ func (s *Store) RecentExecutions(ctx context.Context, since time.Time) (Recent, 
 	if err != nil {
 		return Recent{}, err
 	}
+	sort.Slice(started, func(i, j int) bool { return started[i].ExecuteStarted.Before(*started[j].ExecuteStarted) })
 	for _, t := range started {
 		if t.Queued == nil {
 			continue
@@ -249,6 +254,24 @@ func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
 	for _, t := range ts {
 		if t.ExecuteStarted != nil {
 			out = append(out, *t.ExecuteStarted)
+		}
+	}
+	return out, nil
+}
+
+// PreQueueSubmitted returns when each submission not yet through its
+// sanity check (stages submitted and sanity) was submitted: those submitted
+// earlier will queue ahead of a later one.
+func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
+	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: bson.D{{Key: "$in", Value: bson.A{StageSubmitted, StageSanity}}}}},
+		options.Find().SetProjection(bson.D{{Key: "times.submitted", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, len(ts))
+	for _, t := range ts {
+		if t.Submitted != nil {
+			out = append(out, *t.Submitted)
 		}
 	}
 	return out, nil

@@ -71,6 +71,7 @@ func BenchmarkP5ETAError(b *testing.B) {
 			wait := sub.Times.ExecuteStarted.Sub(p.posted)
 			miss := sub.Times.ExecuteStarted.Sub(p.predict)
 			errs = append(errs, math.Abs(miss.Seconds())/max(wait.Seconds(), 0.5))
+			b.Logf("%s: waited %.1fs, promised %.1fs", p.id, wait.Seconds(), p.predict.Sub(p.posted).Seconds())
 		}
 	}
 	if len(errs) == 0 {
