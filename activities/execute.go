@@ -49,7 +49,7 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 		// The sanity step on this host may have left the files; otherwise
 		// (another host, or a retry) fetch them.
 		if !a.jobs.take(id, jobDir) {
-			if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(id), jobDir, a.Config.MaxSubmission); err != nil {
+			if err := a.Store.FetchFiles(ctx, store.SubmissionPrefix(id), plan.Files, jobDir, a.Config.MaxSubmission); err != nil {
 				return Execution{}, err
 			}
 		}

@@ -37,13 +37,9 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		return Plan{}, configFailure("assignment %q has no expected output", req.Assignment)
 	}
 
-	names, err := a.Store.ListFiles(ctx, store.SubmissionPrefix(req.SubmissionID))
+	files, err := a.submissionFiles(ctx, req.SubmissionID)
 	if err != nil {
 		return Plan{}, err
-	}
-	files := make([]string, 0, len(names))
-	for _, n := range names {
-		files = append(files, strings.TrimPrefix(n, store.SubmissionPrefix(req.SubmissionID)))
 	}
 	runtime, err := DetectRuntime(cfg, files)
 	if err != nil {
@@ -56,7 +52,7 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		return Plan{}, err
 	}
 	defer cleanup()
-	if _, err := a.Store.FetchDir(ctx, store.SubmissionPrefix(req.SubmissionID), dir+"/job", a.Config.MaxSubmission); err != nil {
+	if err := a.Store.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission); err != nil {
 		return Plan{}, err
 	}
 
@@ -105,6 +101,27 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		return Plan{}, err
 	}
 	return plan, nil
+}
+
+// submissionFiles lists a submission's files: from its document, which is
+// one read by _id, or from GridFS for a submission started without one.
+func (a *Activities) submissionFiles(ctx context.Context, id string) ([]string, error) {
+	sub, err := a.Store.Submission(ctx, id)
+	if err == nil && len(sub.Files) > 0 {
+		return sub.Files, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	names, err := a.Store.ListFiles(ctx, store.SubmissionPrefix(id))
+	if err != nil {
+		return nil, err
+	}
+	files := make([]string, 0, len(names))
+	for _, n := range names {
+		files = append(files, strings.TrimPrefix(n, store.SubmissionPrefix(id)))
+	}
+	return files, nil
 }
 
 // DetectRuntime decides how a submission runs from its file names: Java

@@ -16,6 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
+// smallFile is the size up to which a file is read into memory whole.
+const smallFile = 8 << 20
+
 // ErrTooLarge is returned when a file or a set of files exceeds a size cap.
 var ErrTooLarge = errors.New("too large")
 
@@ -49,6 +52,15 @@ func (s *Store) PutFileFrom(ctx context.Context, name string, r io.Reader) error
 
 // ReadFile returns the content of name, failing with ErrTooLarge beyond max bytes.
 func (s *Store) ReadFile(ctx context.Context, name string, max int64) ([]byte, error) {
+	data, err := s.readBytes(ctx, name, max)
+	if !errors.Is(err, errForeignChunks) {
+		return data, err
+	}
+	return s.readStream(ctx, name, max)
+}
+
+// readStream reads a file through the driver's download stream.
+func (s *Store) readStream(ctx context.Context, name string, max int64) ([]byte, error) {
 	ds, err := s.files.OpenDownloadStream(ctx, name)
 	if errors.Is(err, mongo.ErrFileNotFound) {
 		return nil, fmt.Errorf("file %s: %w", name, ErrNotFound)
@@ -95,24 +107,44 @@ func (s *Store) FetchDir(ctx context.Context, prefix, dir string, max int64) ([]
 	if err != nil {
 		return nil, err
 	}
-	var total int64
 	rels := make([]string, 0, len(names))
 	for _, name := range names {
-		rel := strings.TrimPrefix(name, prefix)
+		rels = append(rels, strings.TrimPrefix(name, prefix))
+	}
+	return rels, s.FetchFiles(ctx, prefix, rels, dir, max)
+}
+
+// FetchFiles downloads the files prefix+rel for each of rels into dir/rel,
+// failing with ErrTooLarge when they together exceed max bytes.
+func (s *Store) FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error {
+	var total int64
+	for _, rel := range rels {
 		if !ValidRelPath(rel) {
-			return nil, fmt.Errorf("file %s: unsafe path", name)
+			return fmt.Errorf("file %s%s: unsafe path", prefix, rel)
 		}
-		n, err := s.fetchOne(ctx, name, filepath.Join(dir, filepath.FromSlash(rel)), max-total)
+		n, err := s.fetchOne(ctx, prefix+rel, filepath.Join(dir, filepath.FromSlash(rel)), max-total)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		total += n
-		rels = append(rels, rel)
 	}
-	return rels, nil
+	return nil
 }
 
 func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (int64, error) {
+	// Small files (submissions) in one piece, by chunk _id; large ones
+	// (input data) streamed.
+	if data, err := s.readBytes(ctx, name, min(budget, smallFile)); err == nil {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return 0, fmt.Errorf("fetch %s: %w", name, err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return 0, fmt.Errorf("fetch %s: %w", name, err)
+		}
+		return int64(len(data)), nil
+	} else if !errors.Is(err, errForeignChunks) && !errors.Is(err, ErrTooLarge) {
+		return 0, err
+	}
 	ds, err := s.files.OpenDownloadStream(ctx, name)
 	if err != nil {
 		return 0, fmt.Errorf("open file %s: %w", name, err)

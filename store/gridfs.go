@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -25,7 +26,7 @@ func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
 	for n, off := 0, 0; off < len(data); n, off = n+1, off+gridfsChunkSize {
 		end := min(off+gridfsChunkSize, len(data))
 		chunks = append(chunks, bson.D{
-			{Key: "_id", Value: bson.NewObjectID()},
+			{Key: "_id", Value: chunkID(name, n)},
 			{Key: "files_id", Value: name},
 			{Key: "n", Value: int32(n)},
 			{Key: "data", Value: bson.Binary{Data: data[off:end]}},
@@ -46,16 +47,58 @@ func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
 	return err
 }
 
-// fileIndexes remembers, per store, that the GridFS indexes were made.
-var fileIndexes sync.Map // *Store → *sync.Once
+// chunkID names chunk n of the file name. GridFS lets a chunk's _id be
+// anything; a name-derived one lets reads fetch chunks by _id, which every
+// server answers from its primary key, where the driver's files_id query
+// makes the FerretDB dev server decode the whole chunks collection.
+func chunkID(name string, n int) string { return name + "#" + strconv.Itoa(n) }
+
+// errForeignChunks means a file's chunks were written by the driver's
+// upload stream (random chunk IDs): read it with the driver.
+var errForeignChunks = errors.New("chunks not addressable by name")
+
+// readBytes reads a file written by putBytes chunk by chunk, by _id.
+func (s *Store) readBytes(ctx context.Context, name string, max int64) ([]byte, error) {
+	var f struct {
+		Length int64 `bson:"length"`
+	}
+	err := s.db.Collection(FilesBucket+".files").FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&f)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("file %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open file %s: %w", name, err)
+	}
+	if f.Length > max {
+		return nil, fmt.Errorf("file %s is %d bytes: %w", name, f.Length, ErrTooLarge)
+	}
+	buf := make([]byte, 0, f.Length)
+	chunks := s.db.Collection(FilesBucket + ".chunks")
+	for n := 0; int64(len(buf)) < f.Length; n++ {
+		var c struct {
+			Data []byte `bson:"data"`
+		}
+		err := chunks.FindOne(ctx, bson.D{{Key: "_id", Value: chunkID(name, n)}}).Decode(&c)
+		if errors.Is(err, mongo.ErrNoDocuments) && n == 0 {
+			return nil, errForeignChunks
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read file %s chunk %d: %w", name, n, err)
+		}
+		buf = append(buf, c.Data...)
+	}
+	if int64(len(buf)) != f.Length {
+		return nil, fmt.Errorf("read file %s: %d bytes of %d", name, len(buf), f.Length)
+	}
+	return buf, nil
+}
 
 // ensureFileIndexes creates the indexes the driver creates before its
 // first upload into a bucket (reads find chunks by files_id and n), once
 // per store. A failure is left for the next store to retry: the indexes
 // speed reads up but nothing depends on them for correctness.
 func (s *Store) ensureFileIndexes(ctx context.Context) {
-	once, _ := fileIndexes.LoadOrStore(s, &sync.Once{})
-	once.(*sync.Once).Do(func() {
+	s.fileIndexes.Do(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = s.EnsureFileIndexes(ctx)

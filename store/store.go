@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -37,6 +38,7 @@ type Store struct {
 	submissions *mongo.Collection
 	assignments *mongo.Collection
 	files       *mongo.GridFSBucket
+	fileIndexes sync.Once // the GridFS indexes, made before the first upload
 }
 
 // Open connects to the MongoDB server at uri and uses database dbName.
