@@ -10,7 +10,9 @@
 # history shard whose transfer-queue poller is capped at 20 polls/s by
 # default, so every workflow/activity task waits ~50 ms for its turn; with
 # one task-queue partition the matching service never parks a task on a
-# partition that no poller watches (that showed as 2 s stalls).
+# partition that no poller watches (that showed as 2 s stalls). Eager
+# activity execution hands compare and record (which share the workflow's
+# task queue) to the worker in the reply to its workflow task.
 set -euo pipefail
 
 temporal=${TEMPORAL_CLI:-}
@@ -37,6 +39,7 @@ args=(server start-dev --ip 127.0.0.1 --port "$port" --ui-port "$ui_port" --name
   --dynamic-config-value history.timerProcessorMaxPollRPS=1000
   --dynamic-config-value matching.numTaskqueueReadPartitions=1
   --dynamic-config-value matching.numTaskqueueWritePartitions=1
+  --dynamic-config-value system.enableActivityEagerExecution=true
   --dynamic-config-value frontend.namespaceRPS=100000
   --dynamic-config-value frontend.rps=100000
   --search-attribute GradeflowAssignment=Keyword
