@@ -245,33 +245,28 @@ func (s *Store) Assignments(ctx context.Context) ([]Assignment, error) {
 
 // RunningStarts returns when each submission now running started running.
 func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
-	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: StageRunning}},
-		options.Find().SetProjection(bson.D{{Key: "times.execute_started", Value: 1}}))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]time.Time, 0, len(ts))
-	for _, t := range ts {
-		if t.ExecuteStarted != nil {
-			out = append(out, *t.ExecuteStarted)
-		}
-	}
-	return out, nil
+	return s.stageTimes(ctx, []Stage{StageRunning}, "execute_started", func(t Times) *time.Time { return t.ExecuteStarted })
 }
 
 // PreQueueSubmitted returns when each submission not yet through its
 // sanity check (stages submitted and sanity) was submitted: those submitted
 // earlier will queue ahead of a later one.
 func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
-	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: bson.D{{Key: "$in", Value: bson.A{StageSubmitted, StageSanity}}}}},
-		options.Find().SetProjection(bson.D{{Key: "times.submitted", Value: 1}}))
+	return s.stageTimes(ctx, []Stage{StageSubmitted, StageSanity}, "submitted", func(t Times) *time.Time { return t.Submitted })
+}
+
+// stageTimes returns one recorded time (field, read by get) of every
+// submission in one of stages.
+func (s *Store) stageTimes(ctx context.Context, stages []Stage, field string, get func(Times) *time.Time) ([]time.Time, error) {
+	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: bson.D{{Key: "$in", Value: stages}}}},
+		options.Find().SetProjection(bson.D{{Key: "times." + field, Value: 1}}))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]time.Time, 0, len(ts))
 	for _, t := range ts {
-		if t.Submitted != nil {
-			out = append(out, *t.Submitted)
+		if v := get(t); v != nil {
+			out = append(out, *v)
 		}
 	}
 	return out, nil

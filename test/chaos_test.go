@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/docker"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/workflows"
 )
@@ -124,20 +123,8 @@ func TestChaosExecuteWorkerKills(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	mine := map[string]bool{}
-	for _, id := range ids {
-		mine[id] = true
-	}
 	for k := 0; k < kills; k++ {
-		waitFor(t, 2*time.Minute, "a running job to kill", func() (bool, error) {
-			all, err := stk.docker.ListManaged(ctx)
-			for _, c := range all {
-				if mine[c.Labels[docker.LabelSubmission]] && c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
-					return true, nil
-				}
-			}
-			return false, err
-		})
+		stk.waitRunning(t, ctx, ids...)
 		executeWorker.kill()
 		w, err := stk.startWorker(ctx, fmt.Sprintf("worker-execute-chaos-%d", k), "execute")
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/docker"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -41,15 +40,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 			if err := submitRetrying(ctx, id, dir, readFiles(t, dir)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 2*time.Minute, "the job to run", func() (bool, error) {
-				cs, err := stk.containers(ctx, id)
-				for _, c := range cs {
-					if c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
-						return true, nil
-					}
-				}
-				return false, err
-			})
+			stk.waitRunning(t, ctx, id)
 			stopped := make(chan struct{})
 			go func() { w.terminate(2 * time.Minute); close(stopped) }()
 			// A replacement is needed only for the job handed back.

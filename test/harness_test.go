@@ -219,6 +219,24 @@ func (s *stack) containers(ctx context.Context, submissionID string) ([]docker.M
 	return out, nil
 }
 
+// waitRunning waits until a job container of one of ids runs.
+func (s *stack) waitRunning(t testing.TB, ctx context.Context, ids ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	waitFor(t, 2*time.Minute, "a job container to run", func() (bool, error) {
+		all, err := s.docker.ListManaged(ctx)
+		for _, c := range all {
+			if want[c.Labels[docker.LabelSubmission]] && c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
+				return true, nil
+			}
+		}
+		return false, err
+	})
+}
+
 func (s *stack) stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		s.procs[i].terminate(15 * time.Second)

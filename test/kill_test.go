@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/docker"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -32,15 +31,7 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 	}()
 
 	// Wait until the job's container runs, then kill its worker.
-	waitFor(t, 2*time.Minute, "the execute container to run", func() (bool, error) {
-		cs, err := stk.containers(ctx, id)
-		for _, c := range cs {
-			if c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
-				return true, nil
-			}
-		}
-		return false, err
-	})
+	stk.waitRunning(t, ctx, id)
 	executeWorker.kill()
 	cs, err := stk.containers(ctx, id)
 	if err != nil || len(cs) == 0 {
