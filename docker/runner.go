@@ -269,10 +269,12 @@ func (r *Runner) kill(ctx context.Context, id string) {
 	_ = r.cli.ContainerKill(ctx, id, "KILL") // it may have exited already
 }
 
+// remove is Remove for cleanup paths: bounded in time, best effort (the
+// janitor catches what it misses).
 func (r *Runner) remove(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_ = r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_ = r.Remove(ctx, id)
 }
 
 // Managed is a grading container found on the engine.

@@ -41,8 +41,8 @@ func (s *Store) PutFile(ctx context.Context, name string, data []byte) error {
 
 // PutFileFrom stores the content of r under name, replacing earlier content.
 func (s *Store) PutFileFrom(ctx context.Context, name string, r io.Reader) error {
-	if err := s.files.Delete(ctx, name); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
-		return fmt.Errorf("replace file %s: %w", name, err)
+	if err := s.DeleteFile(ctx, name); err != nil {
+		return err
 	}
 	if err := s.files.UploadFromStreamWithID(ctx, name, name, r); err != nil {
 		return fmt.Errorf("upload file %s: %w", name, err)
@@ -61,6 +61,21 @@ func (s *Store) ReadFile(ctx context.Context, name string, max int64) ([]byte, e
 
 // readStream reads a file through the driver's download stream.
 func (s *Store) readStream(ctx context.Context, name string, max int64) ([]byte, error) {
+	ds, err := s.openStream(ctx, name, max)
+	if err != nil {
+		return nil, err
+	}
+	defer ds.Close()
+	data, err := io.ReadAll(ds)
+	if err != nil {
+		return nil, fmt.Errorf("read file %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// openStream opens the driver's download stream of name, failing with
+// ErrNotFound or, beyond max bytes, ErrTooLarge.
+func (s *Store) openStream(ctx context.Context, name string, max int64) (*mongo.GridFSDownloadStream, error) {
 	ds, err := s.files.OpenDownloadStream(ctx, name)
 	if errors.Is(err, mongo.ErrFileNotFound) {
 		return nil, fmt.Errorf("file %s: %w", name, ErrNotFound)
@@ -68,15 +83,11 @@ func (s *Store) readStream(ctx context.Context, name string, max int64) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("open file %s: %w", name, err)
 	}
-	defer ds.Close()
 	if ds.GetFile().Length > max {
+		ds.Close()
 		return nil, fmt.Errorf("file %s is %d bytes: %w", name, ds.GetFile().Length, ErrTooLarge)
 	}
-	data, err := io.ReadAll(ds)
-	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", name, err)
-	}
-	return data, nil
+	return ds, nil
 }
 
 // ListFiles returns the names of the files under prefix, sorted.
@@ -145,14 +156,11 @@ func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (i
 	} else if !errors.Is(err, errForeignChunks) && !errors.Is(err, ErrTooLarge) {
 		return 0, err
 	}
-	ds, err := s.files.OpenDownloadStream(ctx, name)
+	ds, err := s.openStream(ctx, name, budget)
 	if err != nil {
-		return 0, fmt.Errorf("open file %s: %w", name, err)
+		return 0, err
 	}
 	defer ds.Close()
-	if ds.GetFile().Length > budget {
-		return 0, fmt.Errorf("file %s: %w", name, ErrTooLarge)
-	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return 0, fmt.Errorf("fetch %s: %w", name, err)
 	}
@@ -177,9 +185,17 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 		return err
 	}
 	for _, name := range names {
-		if err := s.files.Delete(ctx, name); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
-			return fmt.Errorf("delete file %s: %w", name, err)
+		if err := s.DeleteFile(ctx, name); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// DeleteFile removes one file. Deleting a missing file is not an error.
+func (s *Store) DeleteFile(ctx context.Context, name string) error {
+	if err := s.files.Delete(ctx, name); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
+		return fmt.Errorf("delete file %s: %w", name, err)
 	}
 	return nil
 }

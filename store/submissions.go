@@ -46,7 +46,6 @@ var stageTime = map[Stage]string{
 	StageSanity:  "times.sanity_started",
 	StageQueued:  "times.queued",
 	StageRunning: "times.execute_started",
-	StageDone:    "times.completed",
 }
 
 // MarkStage moves a submission to stage, as seen by attempt number attempt

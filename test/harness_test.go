@@ -395,5 +395,3 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 	}
 	t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
 }
-
-var errNotYet = errors.New("not yet")

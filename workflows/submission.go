@@ -141,7 +141,7 @@ type grading struct {
 
 // advance moves to stage s, unless the workflow is already past it.
 func (g *grading) advance(ctx workflow.Context, s store.Stage) {
-	if stageOrder[s] <= stageOrder[g.stage.Stage] && g.stage.Stage != store.StageSubmitted {
+	if stageOrder[s] <= stageOrder[g.stage.Stage] {
 		return
 	}
 	g.stage = StageInfo{Stage: s, Since: workflow.Now(ctx)}
@@ -191,11 +191,11 @@ func (g *grading) record(ctx workflow.Context, f store.Final) (Result, error) {
 	if rec.Webhook {
 		g.webhook(ctx)
 	}
-	if f.Outcome != "" {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchOutcome.ValueSet(string(f.Outcome)))
-	} else {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchOutcome.ValueSet(string(f.Status)))
+	outcome := string(f.Outcome)
+	if outcome == "" { // errors and cancellations have a status, not an outcome
+		outcome = string(f.Status)
 	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchOutcome.ValueSet(outcome))
 	return Result{
 		SubmissionID: g.req.SubmissionID, Status: f.Status, Outcome: f.Outcome,
 		Score: f.Score, MaxScore: f.MaxScore, Feedback: f.Feedback, RunSeconds: f.RunSeconds,
