@@ -22,7 +22,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 // to its methods through a nil *Activities.
 type Activities struct {
 	Store  *store.Store
-	Docker *docker.Runner
+	Docker *sandbox.Runner
 	Config Config
 	// Notify, if set, tells a workflow that its submission reached a stage
 	// the workflow cannot observe itself (its execute activity starting).

@@ -13,7 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -80,7 +80,7 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
 	spec := a.spec(ctx, plan.Request, "execute", cmd, plan.Config.MemoryMB, plan.Config.CPUs)
-	spec.Mounts = []docker.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
+	spec.Mounts = []sandbox.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
 	spec.TimeLimit = limit
 	// The runner's own backstop, should this worker die and leave it running.
 	spec.Env = append(spec.Env, "GRADEFLOW_TIMEOUT_SECONDS="+strconv.Itoa(plan.Config.TimeLimitSeconds+30))
@@ -132,7 +132,7 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 }
 
 // judgeRun turns a killed or flooded container into a student outcome.
-func judgeRun(res docker.Result, limit time.Duration, memoryMB int, maxOutput int64) (Verdict, bool) {
+func judgeRun(res sandbox.Result, limit time.Duration, memoryMB int, maxOutput int64) (Verdict, bool) {
 	switch {
 	case res.TimedOut:
 		return Verdict{Outcome: store.OutcomeTimeLimit, Feedback: fmt.Sprintf("the job did not finish within the time limit of %s and was stopped", limit)}, true
@@ -158,21 +158,21 @@ func runtimeFeedback(r *runResult, stderr string) string {
 // spec builds the sandbox spec shared by every container of a submission.
 // The activity heartbeats while the container runs, so that a dead worker
 // is noticed within the heartbeat timeout.
-func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []string, memoryMB int, cpus float64) docker.Spec {
+func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []string, memoryMB int, cpus float64) sandbox.Spec {
 	info := activity.GetInfo(ctx)
 	mem := int64(memoryMB) << 20
 	attempt := strconv.Itoa(int(info.Attempt))
-	return docker.Spec{
+	return sandbox.Spec{
 		Name:  fmt.Sprintf("gradeflow-%s-%s-a%s", kind, req.SubmissionID, attempt),
 		Image: a.Config.Image,
 		Cmd:   cmd,
 		Labels: map[string]string{
-			docker.LabelManaged:    "true",
-			docker.LabelSubmission: req.SubmissionID,
-			docker.LabelWorkflow:   info.WorkflowExecution.ID,
-			docker.LabelActivity:   info.ActivityID,
-			docker.LabelAttempt:    attempt,
-			docker.LabelKind:       kind,
+			sandbox.LabelManaged:    "true",
+			sandbox.LabelSubmission: req.SubmissionID,
+			sandbox.LabelWorkflow:   info.WorkflowExecution.ID,
+			sandbox.LabelActivity:   info.ActivityID,
+			sandbox.LabelAttempt:    attempt,
+			sandbox.LabelKind:       kind,
 		},
 		MemoryBytes:  mem,
 		NanoCPUs:     int64(cpus * 1e9),
@@ -194,10 +194,10 @@ func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
 		return // the run itself will surface an engine problem
 	}
 	for _, c := range list {
-		if c.Labels[docker.LabelSubmission] != id || c.Labels[docker.LabelKind] != "execute" {
+		if c.Labels[sandbox.LabelSubmission] != id || c.Labels[sandbox.LabelKind] != "execute" {
 			continue
 		}
-		if n, _ := strconv.Atoi(c.Labels[docker.LabelAttempt]); n < attempt {
+		if n, _ := strconv.Atoi(c.Labels[sandbox.LabelAttempt]); n < attempt {
 			_ = a.Docker.Remove(ctx, c.ID)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -66,7 +66,7 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
 	}
 	spec := a.spec(ctx, req, "sanity", cmd, 1024, 1)
-	spec.Mounts = []docker.Mount{{Source: dir + "/job", Target: "/job"}}
+	spec.Mounts = []sandbox.Mount{{Source: dir + "/job", Target: "/job"}}
 	spec.TimeLimit = a.Config.SanityTimeout
 	res, err := a.Docker.Run(ctx, spec)
 	if err != nil {

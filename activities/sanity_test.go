@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -121,15 +121,15 @@ func TestSanityOutcomeAndFeedback(t *testing.T) {
 func TestJudgeRun(t *testing.T) {
 	tests := []struct {
 		name   string
-		res    docker.Result
+		res    sandbox.Result
 		want   store.Outcome
 		failed bool
 	}{
-		{"clean", docker.Result{ExitCode: 0}, "", false},
-		{"timed out", docker.Result{TimedOut: true, ExitCode: 137}, store.OutcomeTimeLimit, true},
-		{"oom", docker.Result{OOMKilled: true, ExitCode: 137}, store.OutcomeMemoryLimit, true},
-		{"timeout wins over oom", docker.Result{OOMKilled: true, TimedOut: true}, store.OutcomeTimeLimit, true},
-		{"output flood", docker.Result{StdoutTruncated: true}, store.OutcomeOutputLimit, true},
+		{"clean", sandbox.Result{ExitCode: 0}, "", false},
+		{"timed out", sandbox.Result{TimedOut: true, ExitCode: 137}, store.OutcomeTimeLimit, true},
+		{"oom", sandbox.Result{OOMKilled: true, ExitCode: 137}, store.OutcomeMemoryLimit, true},
+		{"timeout wins over oom", sandbox.Result{OOMKilled: true, TimedOut: true}, store.OutcomeTimeLimit, true},
+		{"output flood", sandbox.Result{StdoutTruncated: true}, store.OutcomeOutputLimit, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/workflows"
 )
@@ -44,20 +44,20 @@ func bareRun(b *testing.B, ctx context.Context, subDir, inputDir string) time.Du
 // bareJobSpec is the streaming job container of a submission, with the
 // sandbox and limits the execute activity gives it, for running it
 // directly through the Docker SDK.
-func bareJobSpec(cfg store.Assignment, subDir, inputDir string) docker.Spec {
-	return docker.Spec{
+func bareJobSpec(cfg store.Assignment, subDir, inputDir string) sandbox.Spec {
+	return sandbox.Spec{
 		Name:        "gradeflow-bench-" + randHex(4),
 		Image:       stk.image,
 		Cmd:         []string{"streaming", "--mapper", cfg.Mapper, "--reducer", cfg.Reducer},
-		Mounts:      []docker.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}},
+		Mounts:      []sandbox.Mount{{Source: subDir, Target: "/job"}, {Source: inputDir, Target: "/input"}},
 		MemoryBytes: int64(cfg.MemoryMB) << 20, NanoCPUs: int64(cfg.CPUs * 1e9), PidsLimit: 256,
 		ScratchBytes: int64(cfg.MemoryMB) << 19, StdoutCap: 16 << 20, StderrCap: 64 << 10,
-		Labels: map[string]string{docker.LabelManaged: "true", docker.LabelKind: "bench"},
+		Labels: map[string]string{sandbox.LabelManaged: "true", sandbox.LabelKind: "bench"},
 	}
 }
 
 // bareSanitySpec is the sanity check container of the same submission.
-func bareSanitySpec(job docker.Spec) docker.Spec {
+func bareSanitySpec(job sandbox.Spec) sandbox.Spec {
 	s := job
 	s.Name = "gradeflow-bench-sanity-" + randHex(4)
 	s.Cmd = []string{"sanity-python", "--forbid", "subprocess,socket"}
@@ -174,7 +174,7 @@ func BenchmarkP2Throughput(b *testing.B) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				job := bareJobSpec(cfg, subDir, inputDir)
-				for _, spec := range []docker.Spec{bareSanitySpec(job), job} {
+				for _, spec := range []sandbox.Spec{bareSanitySpec(job), job} {
 					if res, err := stk.docker.Run(ctx, spec); err != nil || res.ExitCode != 0 {
 						b.Errorf("bare container: %v", err)
 					}

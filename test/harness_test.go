@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/workflows"
 )
@@ -41,7 +41,7 @@ type stack struct {
 	image        string
 	store        *store.Store
 	temporal     client.Client
-	docker       *docker.Runner
+	docker       *sandbox.Runner
 	temporalProc *proc
 	procs        []*proc
 }
@@ -72,7 +72,7 @@ func startStack(opts stackOptions) (s *stack, err error) {
 			return nil, fmt.Errorf("binary %s missing in %s: run 'make build' (or 'make test')", b, s.bin)
 		}
 	}
-	if s.docker, err = docker.New(); err != nil {
+	if s.docker, err = sandbox.New(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -205,14 +205,14 @@ func (s *stack) starter(ctx context.Context, args ...string) (string, error) {
 }
 
 // containers lists this stack's grading containers for one submission.
-func (s *stack) containers(ctx context.Context, submissionID string) ([]docker.Managed, error) {
+func (s *stack) containers(ctx context.Context, submissionID string) ([]sandbox.Managed, error) {
 	all, err := s.docker.ListManaged(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []docker.Managed
+	var out []sandbox.Managed
 	for _, c := range all {
-		if c.Labels[docker.LabelSubmission] == submissionID {
+		if c.Labels[sandbox.LabelSubmission] == submissionID {
 			out = append(out, c)
 		}
 	}
@@ -229,7 +229,7 @@ func (s *stack) waitRunning(t testing.TB, ctx context.Context, ids ...string) {
 	waitFor(t, 2*time.Minute, "a job container to run", func() (bool, error) {
 		all, err := s.docker.ListManaged(ctx)
 		for _, c := range all {
-			if want[c.Labels[docker.LabelSubmission]] && c.Labels[docker.LabelKind] == "execute" && c.State == "running" {
+			if want[c.Labels[sandbox.LabelSubmission]] && c.Labels[sandbox.LabelKind] == "execute" && c.State == "running" {
 				return true, nil
 			}
 		}

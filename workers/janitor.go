@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 )
 
 // janitor removes grading containers that no live activity attempt owns:
@@ -19,7 +19,7 @@ import (
 // connection. Temporal is the judge of liveness, so workers sharing an
 // engine never remove each other's running containers.
 type janitor struct {
-	docker   *docker.Runner
+	docker   *sandbox.Runner
 	temporal client.Client
 	log      *zap.Logger
 	grace    time.Duration // younger containers are never judged
@@ -74,8 +74,8 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 // live reports whether the activity attempt that created a container is
 // still the one running.
 func (j *janitor) live(ctx context.Context, labels map[string]string) (bool, error) {
-	wf, act := labels[docker.LabelWorkflow], labels[docker.LabelActivity]
-	attempt, err := strconv.Atoi(labels[docker.LabelAttempt])
+	wf, act := labels[sandbox.LabelWorkflow], labels[sandbox.LabelActivity]
+	attempt, err := strconv.Atoi(labels[sandbox.LabelAttempt])
 	if wf == "" || act == "" || err != nil {
 		return false, nil // not ours to keep
 	}

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/activities"
-	"github.com/gradeflow/gradeflow/docker"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/workflows"
 )
@@ -57,9 +57,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		},
 	}
 	needsDocker := slices.Contains(cfg.Queues, "sanity") || slices.Contains(cfg.Queues, "execute")
-	var dk *docker.Runner
+	var dk *sandbox.Runner
 	if needsDocker {
-		if dk, err = docker.New(); err != nil {
+		if dk, err = sandbox.New(); err != nil {
 			return err
 		}
 		defer func() { _ = dk.Close() }()

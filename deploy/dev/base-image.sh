@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # base-image.sh: build the offline Debian base image (python3 + JDK 17) that
-# docker/Dockerfile starts FROM when no registry is reachable.
+# docker/image/Dockerfile starts FROM when no registry is reachable.
 # Usage: base-image.sh IMAGE   (no-op when IMAGE already exists)
 set -euo pipefail
 
@@ -17,7 +17,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
   else
-    log "debootstrap is missing; install it, or build docker/ with --build-arg BASE=debian:bookworm-slim where a registry is reachable"
+    log "debootstrap is missing; install it, or build docker/image with --build-arg BASE=debian:bookworm-slim where a registry is reachable"
     exit 1
   fi
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# build-images.sh: build the gradeflow/hadoop runner image from docker/.
+# build-images.sh: build the gradeflow/hadoop runner image from docker/image.
 # Ensures a Docker engine and the offline base image, resolves the Hadoop jars
-# with Maven only when docker/build/lib is missing or docker/pom.xml changed,
+# with Maven only when docker/image/build/lib is missing or docker/image/pom.xml changed,
 # then builds with the legacy builder (no BuildKit/buildx). Quick and
 # idempotent when nothing changed (Docker's layer cache). Run from anywhere.
 # Env: GRADEFLOW_IMAGE       image tag to build (default gradeflow/hadoop:dev)
@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 image=${GRADEFLOW_IMAGE:-gradeflow/hadoop:dev}
 base=${GRADEFLOW_BASE_IMAGE:-gradeflow/base:bookworm}
-ctx=$root/docker
+ctx=$root/docker/image
 lib=$ctx/build/lib
 stamp=$ctx/build/pom.sha256
 log() { printf '[build-images] %s\n' "$*" >&2; }
@@ -40,7 +40,7 @@ if [ "$want" != "$have" ] || ! compgen -G "$lib/*.jar" >/dev/null; then
       exit 1
     fi
   fi
-  log "resolving Hadoop jars into docker/build/lib"
+  log "resolving Hadoop jars into docker/image/build/lib"
   rm -rf "$lib" "$stamp"
   # (the sed strips the colour codes Maven 3.8 prints even in batch mode)
   (cd "$ctx" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=build/lib) 2>&1 \

@@ -1,4 +1,4 @@
-package docker
+package sandbox
 
 // capBuffer keeps the first max bytes written to it and discards the rest,
 // so a container flooding its output cannot exhaust the worker's memory.

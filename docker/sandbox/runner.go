@@ -1,9 +1,8 @@
-// Package docker runs student code in sandboxed, single-use containers of
-// gradeflow's Hadoop runtime image (built from the Dockerfile beside this
-// file): no network, a read-only root, a size-capped tmpfs for scratch
+// Package sandbox runs student code in sandboxed, single-use containers of
+// gradeflow's Hadoop runtime image (built from docker/image): no network, a read-only root, a size-capped tmpfs for scratch
 // space, memory, pids and cpu limits, no capabilities, a non-root user, and
 // a wall-clock limit enforced from outside the container.
-package docker
+package sandbox
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package docker
+package sandbox
 
 import (
 	"strings"
