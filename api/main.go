@@ -25,12 +25,11 @@ import (
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/temporalclient"
 )
 
 // Config is the API's configuration, read once from the environment and
@@ -217,13 +216,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer func() { _ = st.Close(context.WithoutCancel(ctx)) }()
-	tc, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    workflows.NewZapAdapter(log),
-	})
+	tc, err := temporalclient.NewLazy(temporalclient.Config{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace}, log)
 	if err != nil {
-		return fmt.Errorf("temporal client: %w", err)
+		return err
 	}
 	defer tc.Close()
 

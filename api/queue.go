@@ -11,8 +11,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // queueStats is the state of the execution queue, as GET /v1/queue
@@ -198,7 +198,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		defaultRun:    s.cfg.DefaultRun.Seconds(),
 	}
 	var err error
-	if q.Queued, err = s.store.CountStage(ctx, store.StageQueued); err != nil {
+	if q.Queued, err = s.store.CountStage(ctx, contract.StageQueued); err != nil {
 		return queueStats{}, err
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
@@ -242,7 +242,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 func (s *server) executePollers(ctx context.Context) (int, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := s.temporal.DescribeTaskQueue(ctx, workflows.TaskQueueExecute, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	resp, err := s.temporal.DescribeTaskQueue(ctx, contract.TaskQueueExecute, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
 	if err != nil {
 		s.log.Debug("describe execute task queue", zap.Error(err))
 		return 0, false

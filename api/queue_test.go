@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -34,16 +35,16 @@ func TestQueue(t *testing.T) {
 	}
 
 	var docs []any
-	add := func(id string, stage store.Stage, times store.Times) {
-		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: "s", Stage: stage, Status: store.StatusPending, Times: times})
+	add := func(id string, stage contract.Stage, times store.Times) {
+		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: "s", Stage: stage, Status: contract.StatusPending, Times: times})
 	}
 	// Queued: three, oldest first; running: two.
-	add("q1", store.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-50 * time.Second)})
-	add("q2", store.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-40 * time.Second)})
-	add("q3", store.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-30 * time.Second)})
-	add("r1", store.StageRunning, store.Times{Submitted: at(-3 * time.Minute), Queued: at(-2 * time.Minute), ExecuteStarted: at(-time.Minute)})
-	add("r2", store.StageRunning, store.Times{Submitted: at(-3 * time.Minute), Queued: at(-2 * time.Minute), ExecuteStarted: at(-time.Minute)})
-	add("s1", store.StageSubmitted, store.Times{Submitted: at(-time.Second)})
+	add("q1", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-50 * time.Second)})
+	add("q2", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-40 * time.Second)})
+	add("q3", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-30 * time.Second)})
+	add("r1", contract.StageRunning, store.Times{Submitted: at(-3 * time.Minute), Queued: at(-2 * time.Minute), ExecuteStarted: at(-time.Minute)})
+	add("r2", contract.StageRunning, store.Times{Submitted: at(-3 * time.Minute), Queued: at(-2 * time.Minute), ExecuteStarted: at(-time.Minute)})
+	add("s1", contract.StageSubmitted, store.Times{Submitted: at(-time.Second)})
 	// Five executions in the window: runs 10..50 s (median 30), waits
 	// 5,5,10,10,20 s (median 10), sanity 2 s each.
 	waits := []time.Duration{5, 5, 10, 10, 20}
@@ -51,12 +52,12 @@ func TestQueue(t *testing.T) {
 		end := -time.Duration(i+1) * time.Minute
 		start := end - run*time.Second
 		queued := start - waits[i]*time.Second
-		add("d"+string(rune('1'+i)), store.StageDone, store.Times{
+		add("d"+string(rune('1'+i)), contract.StageDone, store.Times{
 			SanityStarted: at(queued - 2*time.Second), Queued: at(queued), ExecuteStarted: at(start), ExecuteEnded: at(end),
 		})
 	}
 	// One outside the window.
-	add("old", store.StageDone, store.Times{Queued: at(-32 * time.Minute), ExecuteStarted: at(-31 * time.Minute), ExecuteEnded: at(-30 * time.Minute)})
+	add("old", contract.StageDone, store.Times{Queued: at(-32 * time.Minute), ExecuteStarted: at(-31 * time.Minute), ExecuteEnded: at(-30 * time.Minute)})
 	if _, err := e.store.DB().Collection(store.SubmissionsCollection).InsertMany(ctx, docs); err != nil {
 		t.Fatal(err)
 	}

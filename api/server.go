@@ -14,8 +14,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/webhook"
 )
 
 // openAPI is the API's OpenAPI 3 description, served as it is.
@@ -33,7 +34,7 @@ type server struct {
 	metrics  *metrics
 	webhooks *http.Client // signs test deliveries with the webhook secret
 	queue    *queueCache
-	known    knownAssignments
+	intake   *intake.Service
 	now      func() time.Time
 }
 
@@ -46,7 +47,8 @@ func newServer(cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *
 		log:      log,
 		tokens:   tokens{portal: toBytes(cfg.PortalTokens), staff: toBytes(cfg.StaffTokens)},
 		metrics:  newMetrics(),
-		webhooks: activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
+		webhooks: webhook.NewClient(cfg.WebhookSecret, 10*time.Second),
+		intake:   intake.New(st, tc, intake.Options{MaxSubmission: cfg.MaxUpload, Log: log}),
 		now:      time.Now,
 	}
 	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue}

@@ -21,8 +21,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/temporalclient"
 )
 
 // The real stack every test and benchmark of this package runs against: a
@@ -182,11 +183,11 @@ func startTemporal(ctx context.Context, dir string) (*exec.Cmd, string, error) {
 func dialTemporal(ctx context.Context, hostPort string) (client.Client, error) {
 	var last error
 	for ctx.Err() == nil {
-		c, err := workflows.Dial(ctx, workflows.ClientConfig{HostPort: hostPort, Namespace: "default"}, zap.NewNop())
+		c, err := temporalclient.Dial(ctx, temporalclient.Config{HostPort: hostPort, Namespace: "default"}, zap.NewNop())
 		if err == nil {
 			_, err = c.WorkflowService().GetSystemInfo(ctx, nil)
 			if err == nil {
-				if _, err = c.DescribeTaskQueue(ctx, workflows.TaskQueueGrade, enumspb.TASK_QUEUE_TYPE_WORKFLOW); err == nil {
+				if _, err = c.DescribeTaskQueue(ctx, contract.TaskQueueGrade, enumspb.TASK_QUEUE_TYPE_WORKFLOW); err == nil {
 					return c, nil
 				}
 			}

@@ -4,6 +4,7 @@
 //
 //	starter assignment DIR                      load DIR/assignment.json, DIR/input/, DIR/expected/
 //	starter submit -assignment A -student S [-id ID] [-wait] DIR
+//	starter regrade ID                          grade a submission's files again as ID-r<N>
 //	starter status ID
 //	starter examples [-expect FILE] DIR         load the assignment in DIR and grade DIR/submissions/*
 package main
@@ -33,6 +34,7 @@ type Config struct {
 const usage = `usage:
   starter [flags] assignment DIR
   starter [flags] submit -assignment A -student S [-id ID] [-wait] DIR
+  starter [flags] regrade ID
   starter [flags] status ID
   starter [flags] examples [-expect FILE] [-student S] DIR
 flags:`

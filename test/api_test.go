@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -142,9 +143,9 @@ func TestAPIGradesSubmission(t *testing.T) {
 		if sub.Position != nil && sub.ETASeconds != nil {
 			sawWaiting = true
 		}
-		return sub.Stage == store.StageDone, nil
+		return sub.Stage == contract.StageDone, nil
 	})
-	if sub.Outcome != store.OutcomePassed || sub.Score != 100 || sub.MaxScore != 100 {
+	if sub.Outcome != contract.OutcomePassed || sub.Score != 100 || sub.MaxScore != 100 {
 		t.Fatalf("graded %s %g/%g", sub.Outcome, sub.Score, sub.MaxScore)
 	}
 	if sub.Times.ExecuteStarted == nil || sub.Times.Completed == nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // TestWorkerDrainsOnSIGTERM stops the execute worker with SIGTERM while it
@@ -56,7 +56,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sub.Attempts["execute"] != tc.wantAttempts || sub.Outcome != store.OutcomePassed {
+			if sub.Attempts["execute"] != tc.wantAttempts || sub.Outcome != contract.OutcomePassed {
 				t.Errorf("execute attempts %d, outcome %s; want %d, passed", sub.Attempts["execute"], sub.Outcome, tc.wantAttempts)
 			}
 		})

@@ -20,8 +20,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/docker/sandbox"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/temporalclient"
 )
 
 // stack is a real gradeflow stack started for the tests: a Temporal dev
@@ -151,7 +152,7 @@ func (s *stack) startTemporal(ctx context.Context) error {
 	log := zap.NewNop()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		c, err := workflows.Dial(ctx, workflows.ClientConfig{HostPort: s.temporalAddr, Namespace: "default"}, log)
+		c, err := temporalclient.Dial(ctx, temporalclient.Config{HostPort: s.temporalAddr, Namespace: "default"}, log)
 		if err == nil {
 			if s.temporal != nil {
 				s.temporal.Close()
@@ -190,6 +191,12 @@ func (s *stack) startWorker(ctx context.Context, name, queues string, extraEnv .
 		return nil, err
 	}
 	return p, nil
+}
+
+// intake is a submission service on this stack, as the API and the
+// starter have one.
+func (s *stack) intake() *intake.Service {
+	return intake.New(s.store, s.temporal, intake.Options{})
 }
 
 // starter runs the starter CLI against this stack.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // TestWorkerKilledDuringExecute kills the execute worker with SIGKILL while
@@ -21,8 +21,8 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 	id := "kill-" + randHex(4)
 	done := make(chan struct{})
 	var res struct {
-		outcome store.Outcome
-		status  store.Status
+		outcome contract.Outcome
+		status  contract.Status
 	}
 	go func() {
 		defer close(done)
@@ -51,7 +51,7 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if res.status != store.StatusGraded || res.outcome != store.OutcomePassed {
+	if res.status != contract.StatusGraded || res.outcome != contract.OutcomePassed {
 		t.Fatalf("got %s/%s, want graded/passed", res.status, res.outcome)
 	}
 	sub, err := stk.store.Submission(ctx, id)

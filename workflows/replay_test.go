@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // TestReplay replays histories recorded from real runs on the dev server
@@ -22,7 +24,7 @@ func TestReplay(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(Submission, workflow.RegisterOptions{Name: WorkflowName})
+			r.RegisterWorkflowWithOptions(Submission, workflow.RegisterOptions{Name: contract.WorkflowName})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}
