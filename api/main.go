@@ -222,7 +222,8 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	defer tc.Close()
 
-	srv := newServer(cfg, st, tc, log)
+	srv := newServer(ctx, cfg, st, tc, log)
+	defer srv.queue.wait() // before the store closes
 	hs := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           srv.handler(),

@@ -38,8 +38,9 @@ type server struct {
 	now      func() time.Time
 }
 
-// newServer wires a server from its dependencies.
-func newServer(cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *server {
+// newServer wires a server from its dependencies. ctx is the server's
+// lifetime: background work (queue refreshes) ends with it.
+func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *server {
 	s := &server{
 		cfg:      cfg,
 		store:    st,
@@ -51,7 +52,7 @@ func newServer(cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *
 		intake:   intake.New(st, tc, intake.Options{MaxSubmission: cfg.MaxUpload, Log: log}),
 		now:      time.Now,
 	}
-	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue}
+	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue, base: ctx}
 	return s
 }
 

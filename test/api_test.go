@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -30,7 +32,7 @@ var (
 )
 
 func startAPI(ctx context.Context) (*proc, error) {
-	p, err := stk.start("api", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
+	p, err := stk.Start("api", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
 		"GRADEFLOW_API_ADDR="+apiAddr,
 		"GRADEFLOW_PORTAL_TOKENS="+portalToken,
 		"GRADEFLOW_STAFF_TOKENS="+staffToken,
@@ -49,12 +51,12 @@ func startAPI(ctx context.Context) (*proc, error) {
 				return p, nil
 			}
 		}
-		if p.exited() {
+		if p.Exited() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("API did not become ready (log %s)", p.logPath)
+	return nil, fmt.Errorf("API did not become ready (log %s)", p.LogPath)
 }
 
 // api returns the address of the shared API process, starting it once.
@@ -193,7 +195,7 @@ func TestChaosAPIRestart(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Duration(n) * 150 * time.Millisecond / 3)
-	apiProc.terminate(20 * time.Second)
+	apiProc.Terminate(20 * time.Second)
 	p, err := startAPI(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -119,13 +121,13 @@ func BenchmarkP2Throughput(b *testing.B) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
 	// Serve execute with exactly `slots` slots for this benchmark.
-	executeWorker.terminate(30 * time.Second)
+	executeWorker.Terminate(30 * time.Second)
 	w, err := stk.startWorker(ctx, "worker-execute-p2", "execute", fmt.Sprintf("GRADEFLOW_EXECUTE_SLOTS=%d", slots))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() {
-		w.terminate(30 * time.Second)
+		w.Terminate(30 * time.Second)
 		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
 			b.Fatal(err)
 		}
@@ -201,7 +203,7 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 	ctx := context.Background()
 	executeMu.Lock()
 	defer executeMu.Unlock()
-	executeWorker.terminate(30 * time.Second)
+	executeWorker.Terminate(30 * time.Second)
 	defer func() {
 		var err error
 		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
@@ -234,7 +236,7 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 			return true, nil
 		})
 		started := time.Now()
-		w, err := stk.start("worker-p4", filepath.Join(stk.bin, "gradeflow-worker"), append(stk.env(), "GRADEFLOW_QUEUES=execute"))
+		w, err := stk.Start("worker-p4", filepath.Join(stk.bin, "gradeflow-worker"), append(stk.env(), "GRADEFLOW_QUEUES=execute"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -256,7 +258,7 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		w.terminate(30 * time.Second)
+		w.Terminate(30 * time.Second)
 	}
 	b.ReportMetric(median(firsts), "start_to_first_task_ms")
 }

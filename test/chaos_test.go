@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -125,7 +127,7 @@ func TestChaosExecuteWorkerKills(t *testing.T) {
 	}
 	for k := 0; k < kills; k++ {
 		stk.waitRunning(t, ctx, ids...)
-		executeWorker.kill()
+		executeWorker.Kill()
 		w, err := stk.startWorker(ctx, fmt.Sprintf("worker-execute-chaos-%d", k), "execute")
 		if err != nil {
 			t.Fatal(err)

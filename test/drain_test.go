@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -30,7 +32,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
-			executeWorker.terminate(30 * time.Second)
+			executeWorker.Terminate(30 * time.Second)
 			w, err := stk.startWorker(ctx, "worker-execute-drain", "execute", "GRADEFLOW_STOP_TIMEOUT="+tc.stopTimeout)
 			if err != nil {
 				t.Fatal(err)
@@ -42,7 +44,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 			}
 			stk.waitRunning(t, ctx, id)
 			stopped := make(chan struct{})
-			go func() { w.terminate(2 * time.Minute); close(stopped) }()
+			go func() { w.Terminate(2 * time.Minute); close(stopped) }()
 			// A replacement is needed only for the job handed back.
 			if tc.wantAttempts > 1 {
 				<-stopped

@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -32,7 +34,7 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 
 	// Wait until the job's container runs, then kill its worker.
 	stk.waitRunning(t, ctx, id)
-	executeWorker.kill()
+	executeWorker.Kill()
 	cs, err := stk.containers(ctx, id)
 	if err != nil || len(cs) == 0 {
 		t.Fatalf("after SIGKILL the attempt's container should still be there (err %v)", err)
