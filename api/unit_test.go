@@ -283,7 +283,7 @@ func TestLoadConfig(t *testing.T) {
 		wantErr bool
 	}{
 		{"defaults", nil, nil, func(c Config) bool {
-			return c.Addr == "127.0.0.1:8080" && c.MongoDB == "gradeflow" && c.MaxUpload == 16<<20 &&
+			return c.Addr == "127.0.0.1:8080" && c.Mongo.DB == "gradeflow" && c.MaxUpload == 16<<20 &&
 				c.RatePerMinute == 30 && c.RateBurst == 10 && c.RequestTimeout == 15*time.Second && c.DevTokens &&
 				slices.Equal(c.PortalTokens, []string{"dev-portal"}) && slices.Equal(c.StaffTokens, []string{"dev-staff"}) &&
 				c.QueueWindow == 10*time.Minute
@@ -293,8 +293,8 @@ func TestLoadConfig(t *testing.T) {
 			"GRADEFLOW_DB": "db", "GRADEFLOW_PORTAL_TOKENS": "a, b,", "GRADEFLOW_STAFF_TOKENS": "c", "GRADEFLOW_MAX_UPLOAD": "1000",
 			"GRADEFLOW_RATE_PER_MINUTE": "5", "GRADEFLOW_RATE_BURST": "2", "GRADEFLOW_WEBHOOK_SECRET": "s", "GRADEFLOW_REQUEST_TIMEOUT": "3s",
 		}, func(c Config) bool {
-			return c.Addr == ":9000" && c.TemporalAddress == "t:1" && c.TemporalNamespace == "ns" && c.MongoURI == "mongodb://m" &&
-				c.MongoDB == "db" && slices.Equal(c.PortalTokens, []string{"a", "b"}) && slices.Equal(c.StaffTokens, []string{"c"}) &&
+			return c.Addr == ":9000" && c.Temporal.Address == "t:1" && c.Temporal.Namespace == "ns" && c.Mongo.URI == "mongodb://m" &&
+				c.Mongo.DB == "db" && slices.Equal(c.PortalTokens, []string{"a", "b"}) && slices.Equal(c.StaffTokens, []string{"c"}) &&
 				!c.DevTokens && c.MaxUpload == 1000 && c.RatePerMinute == 5 && c.RateBurst == 2 && c.WebhookSecret == "s" &&
 				c.RequestTimeout == 3*time.Second
 		}, false},

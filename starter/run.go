@@ -24,12 +24,12 @@ import (
 )
 
 func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error {
-	st, err := store.Open(cfg.MongoURI, cfg.MongoDB)
+	st, err := store.Open(cfg.Mongo.URI, cfg.Mongo.DB)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = st.Close(context.Background()) }()
-	tc, err := temporalclient.Dial(ctx, temporalclient.Config{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace}, log)
+	tc, err := temporalclient.Dial(ctx, temporalclient.Config{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace}, log)
 	if err != nil {
 		return err
 	}
