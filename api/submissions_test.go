@@ -374,42 +374,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestTakeTokenShared(t *testing.T) {
-	// Two API replicas share the buckets: tokens handed out concurrently
-	// through two stores on one database never exceed the burst.
-	e := newEnv(t, nil, nil)
-	other, err := store.Open(stack.mongoURI, e.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = other.Close(context.Background()) }()
-	limit := store.RateLimit{PerMinute: 1, Burst: 5}
-	now := time.Now()
-	results := make(chan bool, 20)
-	for i := range 20 {
-		st := e.store
-		if i%2 == 1 {
-			st = other
-		}
-		go func() {
-			ok, _, err := st.TakeToken(context.Background(), "shared", limit, now)
-			if err != nil {
-				t.Error(err)
-			}
-			results <- ok
-		}()
-	}
-	granted := 0
-	for range 20 {
-		if <-results {
-			granted++
-		}
-	}
-	if granted != 5 {
-		t.Errorf("%d tokens granted, want the burst of 5", granted)
-	}
-}
-
 func TestGetSubmission(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.seedAssignment("wc", "")
