@@ -13,7 +13,7 @@ IMAGE      ?= gradeflow/hadoop:dev
 export TEMPORAL_CLI
 export GRADEFLOW_IMAGE := $(IMAGE)
 
-.PHONY: all build tools docker images run scale test test-unit chaos bench vet validate clean
+.PHONY: all build tools docker images run scale test test-unit chaos bench vet deps validate clean
 
 all: build
 
@@ -45,32 +45,41 @@ run: build tools images
 scale:
 	deploy/dev/scale.sh $(N)
 
-## test: every test — vet, unit tests, and end-to-end tests on the real stack
+## test: every test — vet, unit tests, and the stack tests (build tag "stack": API, store and end-to-end tests on the real stack)
 test: build tools images vet validate
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -tags stack -timeout 30m ./...
 	cd deploy/devstack && $(GO) test -count=1 -timeout 10m ./...
 
 ## chaos: the fault tests at full strength (make test runs them with smaller counts)
 chaos: build tools images
-	CHAOS_KILLS=20 CHAOS_BURST=30 $(GO) test -count=1 -timeout 60m -run 'TestChaos|TestWorkerKilled|TestHostile' -v ./test/
+	CHAOS_KILLS=20 CHAOS_BURST=30 $(GO) test -count=1 -tags stack -timeout 60m -run 'TestChaos|TestWorkerKilled|TestHostile' -v ./test/
 
-## test-unit: the tests that need no running stack
-test-unit:
-	$(GO) test -count=1 ./workflows/... ./activities/... ./docker/... ./store/... ./api/... ./starter/... ./workers/...
+## test-unit: the tests that need nothing running (no Docker engine, Temporal or MongoDB): every test without the "stack" tag
+test-unit: deps
+	$(GO) test -count=1 ./...
 
 ## bench: performance figures on the real stack (see README "Performance")
 bench: build tools images
 	@mkdir -p .data
-	set -o pipefail; $(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/... ./api/... | tee .data/bench.txt
+	set -o pipefail; $(GO) test -count=1 -tags stack -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/... ./api/... | tee .data/bench.txt
 	@echo; deploy/dev/bench-table.sh .data/bench.txt
 
 ## validate: the compose file and Kubernetes manifests, as far as this machine allows
 validate:
 	deploy/validate.sh
 
-vet:
+## vet: go vet of every package, stack tests included, and the dependency check
+vet: deps
 	$(GO) vet ./...
+	$(GO) vet -tags stack ./...
 	cd deploy/devstack && $(GO) vet ./...
+
+## deps: the API and the starter must not link the Docker SDK (only workers run containers)
+deps:
+	@if $(GO) list -deps ./api ./starter | grep -q '^github.com/docker/docker'; then \
+		echo "deps: the API or the starter links the Docker SDK:"; \
+		$(GO) list -deps ./api ./starter | grep '^github.com/docker/docker' | head; exit 1; fi
+	@echo "deps: api and starter are free of github.com/docker/docker"
 
 clean:
 	rm -rf $(BIN) .data

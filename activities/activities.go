@@ -1,39 +1,31 @@
-// Package activities implements the four steps that grade a submission —
-// sanity check, execute, compare, record — as Temporal activities. Each is a
-// method on Activities, whose Docker runner and MongoDB store are injected
-// by the worker that registers it.
+// Package activities implements the steps that grade a submission — sanity
+// check, execute, compare, record, webhook — as Temporal activities. Each
+// is a method on Activities, which depends on small interfaces (Files,
+// Submissions, Sandbox) that the worker fills with the MongoDB store and
+// the Docker sandbox, and tests with fakes. The worker registers each
+// method under its name in package contract.
 //
 // Failures come in two kinds. A student failure (a syntax error, a wrong
 // answer, a time limit) is final: it is returned as a non-retryable
-// application error of type StudentFailure, and the workflow scores it.
-// Anything else (Docker or MongoDB unreachable, a worker dying) is an
-// infrastructure failure: Temporal retries it and it is never charged to the
-// student.
+// application error of type contract.StudentFailure, and the workflow
+// scores it. Anything else (Docker or MongoDB unreachable, a worker dying)
+// is an infrastructure failure: Temporal retries it and it is never charged
+// to the student.
 package activities
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/activity"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
-)
-
-// Error types that are final. The workflow lists them as non-retryable.
-const (
-	// StudentFailure is the type of every failure caused by the submission
-	// itself. Its details are a Verdict.
-	StudentFailure = "StudentFailure"
-	// ConfigFailure means the assignment is missing or broken: retrying
-	// will not help until staff fix it, and the student is not charged.
-	ConfigFailure = "ConfigFailure"
 )
 
 // Config holds the limits and locations the activities work with.
@@ -49,6 +41,7 @@ type Config struct {
 	PidsLimit       int64         // processes per container
 	SanityTimeout   time.Duration // wall-clock limit of a sanity container
 	HeartbeatEvery  time.Duration // how often execute heartbeats
+	NotifyTimeout   time.Duration // bound on telling the workflow a job started
 }
 
 // DefaultConfig returns limits suitable for course-sized jobs.
@@ -65,20 +58,52 @@ func DefaultConfig() Config {
 		PidsLimit:       256,
 		SanityTimeout:   60 * time.Second,
 		HeartbeatEvery:  time.Second,
+		NotifyTimeout:   5 * time.Second,
 	}
 }
 
-// Activities grades submissions. Register it with a worker; workflows refer
-// to its methods through a nil *Activities.
+// Files is the file store (GridFS in production): submissions, input data,
+// expected and actual output, build artifacts.
+type Files interface {
+	PutFile(ctx context.Context, name string, data []byte) error
+	ReadFile(ctx context.Context, name string, max int64) ([]byte, error)
+	ListFiles(ctx context.Context, prefix string) ([]string, error)
+	FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error
+	FetchDir(ctx context.Context, prefix, dir string, max int64) ([]string, error)
+}
+
+// Submissions is the submissions read model and the assignments they are
+// graded against.
+type Submissions interface {
+	Assignment(ctx context.Context, name string) (contract.Assignment, error)
+	Submission(ctx context.Context, id string) (store.Submission, error)
+	MarkStage(ctx context.Context, id string, m store.Mark) error
+	MarkExecuteEnded(ctx context.Context, id string, at time.Time) error
+	Record(ctx context.Context, id string, owner store.Submission, g contract.Grade, at time.Time) error
+}
+
+// Sandbox runs single-use containers (the Docker engine in production).
+type Sandbox interface {
+	Run(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
+	ListManaged(ctx context.Context) ([]sandbox.Managed, error)
+	Remove(ctx context.Context, id string) error
+}
+
+// Notifier tells a workflow that its submission reached a stage the
+// workflow cannot observe itself (its execute activity starting).
+type Notifier func(ctx context.Context, workflowID string, stage contract.Stage) error
+
+// Activities grades submissions. Register its methods with a worker under
+// the contract.Activity* names.
 type Activities struct {
-	Store  *store.Store
-	Docker *sandbox.Runner
-	Config Config
-	// Notify, if set, tells a workflow that its submission reached a stage
-	// the workflow cannot observe itself (its execute activity starting).
-	// It is best effort: the read model in the store is authoritative.
-	Notify func(ctx context.Context, workflowID string, stage store.Stage) error
-	// HTTP delivers webhooks; build it with NewWebhookClient so that every
+	Files       Files
+	Submissions Submissions
+	Sandbox     Sandbox // needed by Sanity and Execute only
+	Config      Config
+	// Notify, if set, signals the workflow when its job starts. It is best
+	// effort: the read model in the store is authoritative.
+	Notify Notifier
+	// HTTP delivers webhooks; build it with webhook.NewClient so that every
 	// delivery is signed. Without it, Webhook fails for assignments that
 	// have a webhook URL.
 	HTTP *http.Client
@@ -92,96 +117,26 @@ type Activities struct {
 	expected expectedCache
 }
 
-// Request identifies a submission to grade.
-type Request struct {
-	SubmissionID string
-	Assignment   string
-	Student      string
-	WorkflowID   string
-}
-
-// Plan is what the sanity check hands to execution: a snapshot of the
-// assignment's configuration (so a later edit doesn't change a running
-// grading) and how to run the submission.
-type Plan struct {
-	Request
-	Config  store.Assignment
-	Runtime string   // store.RuntimeStreaming or store.RuntimeJar
-	Files   []string // the submission's files, relative
-	Jar     string   // GridFS name of the compiled jar (jar runtime)
-}
-
-// Execution is the result of running a submission's job.
-type Execution struct {
-	Outputs    []string // GridFS names of the part-* files
-	RunSeconds float64  // container wall time
-}
-
-// Verdict is a student outcome and its feedback.
-type Verdict struct {
-	Outcome  store.Outcome
-	Feedback string
-	MaxScore float64
-}
-
-// Grade is the scored result of a comparison.
-type Grade struct {
-	Outcome  store.Outcome
-	Score    float64
-	MaxScore float64
-	Feedback string
-	Tests    []store.TestResult
-}
-
-// RecordRequest is the final state of a submission to record.
-type RecordRequest struct {
-	Request
-	Final store.Final
-}
-
-// studentFailure returns the final error for a student outcome.
-func studentFailure(v Verdict) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("%s: %s", v.Outcome, firstLine(v.Feedback)), StudentFailure, nil, v)
-}
-
-// configFailure returns the final error for a broken assignment.
-func configFailure(format string, args ...any) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ConfigFailure, nil)
-}
-
-// AsStudentFailure extracts the verdict from a student failure returned by
-// any activity, as it arrives in the workflow.
-func AsStudentFailure(err error) (Verdict, bool) {
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != StudentFailure {
-		return Verdict{}, false
-	}
-	var v Verdict
-	if err := appErr.Details(&v); err != nil {
-		return Verdict{Outcome: store.OutcomeRuntimeError, Feedback: appErr.Message()}, true
-	}
-	return v, true
-}
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}
-
-// notify calls Notify in the background, bounded in time, so that the step
-// never waits for it.
-func (a *Activities) notify(ctx context.Context, workflowID string, stage store.Stage) {
+// notify calls Notify concurrently with the step and returns a wait
+// function that the step calls before it returns, so that the signal never
+// delays the job and never outlives the activity. A failed signal is logged:
+// the stage is in the read model already.
+func (a *Activities) notify(ctx context.Context, workflowID string, stage contract.Stage) (wait func()) {
 	if a.Notify == nil {
-		return
+		return func() {}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	go func() {
+	log := activity.GetLogger(ctx)
+	timeout := a.Config.NotifyTimeout
+	if timeout <= 0 {
+		timeout = DefaultConfig().NotifyTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		defer cancel()
-		_ = a.Notify(ctx, workflowID, stage)
-	}()
+		if err := a.Notify(ctx, workflowID, stage); err != nil {
+			log.Warn("stage signal not delivered", "workflow_id", workflowID, "stage", stage, "error", err)
+		}
+	})
+	return wg.Wait
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // jobHandoff passes a submission's fetched files from its sanity step to
@@ -81,7 +81,7 @@ type expectedCache struct {
 
 const expectedKeep = 16
 
-func (c *expectedCache) get(ctx context.Context, a *Activities, cfg store.Assignment) ([]byte, error) {
+func (c *expectedCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) ([]byte, error) {
 	key := fmt.Sprintf("%s@%d", cfg.Name, cfg.UpdatedAt.UnixMilli())
 	c.mu.Lock()
 	data, ok := c.entries[key]

@@ -9,27 +9,21 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
-
-// CompareInput is what the compare step needs.
-type CompareInput struct {
-	Plan      Plan
-	Execution Execution
-}
 
 // Compare checks a job's output against the assignment's expected output
 // and scores it.
-func (a *Activities) Compare(ctx context.Context, in CompareInput) (Grade, error) {
+func (a *Activities) Compare(ctx context.Context, in contract.CompareInput) (contract.Grade, error) {
 	// No stage write here: comparing takes milliseconds, and the workflow's
 	// stage query and search attribute already show it.
 	expected, err := a.expected.get(ctx, a, in.Plan.Config)
 	if err != nil {
-		return Grade{}, err
+		return contract.Grade{}, err
 	}
 	got, err := a.concat(ctx, in.Execution.Outputs, a.Config.MaxOutput)
 	if err != nil {
-		return Grade{}, err
+		return contract.Grade{}, err
 	}
 	return Score(expected, got, in.Plan.Config.Compare, in.Plan.Config.Points), nil
 }
@@ -37,7 +31,7 @@ func (a *Activities) Compare(ctx context.Context, in CompareInput) (Grade, error
 func (a *Activities) concat(ctx context.Context, names []string, max int64) ([]byte, error) {
 	var buf bytes.Buffer
 	for _, n := range names {
-		data, err := a.Store.ReadFile(ctx, n, max-int64(buf.Len()))
+		data, err := a.Files.ReadFile(ctx, n, max-int64(buf.Len()))
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +68,7 @@ const diffLimit = 10
 // got) lines, so both missing and extra lines cost; in exact mode it is all
 // or nothing. The diff excerpt lists the first missing (-) and unexpected
 // (+) lines.
-func Score(expected, got []byte, mode string, points float64) Grade {
+func Score(expected, got []byte, mode string, points float64) contract.Grade {
 	exp, act := Normalize(expected), Normalize(got)
 	var missing, extra []string
 	matched := 0
@@ -98,22 +92,22 @@ func Score(expected, got []byte, mode string, points float64) Grade {
 	switch {
 	case pass:
 		score = points
-	case mode != store.CompareExact:
+	case mode != contract.CompareExact:
 		denom := max(len(exp), len(act))
 		score = math.Floor(points*float64(matched)/float64(denom)*100) / 100
 	}
-	test := store.TestResult{
+	test := contract.TestResult{
 		Name: "output", Passed: pass, Score: score, MaxScore: points,
 		Expected: len(exp), Matched: matched, Got: len(act),
 		Diff: diffExcerpt(missing, extra),
 	}
-	g := Grade{Score: score, MaxScore: points, Tests: []store.TestResult{test}}
+	g := contract.Grade{Score: score, MaxScore: points, Tests: []contract.TestResult{test}}
 	if pass {
-		g.Outcome = store.OutcomePassed
+		g.Outcome = contract.OutcomePassed
 		g.Feedback = fmt.Sprintf("all %d output lines match", len(exp))
 		return g
 	}
-	g.Outcome = store.OutcomeWrongAnswer
+	g.Outcome = contract.OutcomeWrongAnswer
 	g.Feedback = fmt.Sprintf("%d of %d expected lines match; %d missing, %d unexpected\n%s",
 		matched, len(exp), len(missing), len(extra), test.Diff)
 	return g

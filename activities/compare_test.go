@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 func TestNormalize(t *testing.T) {
@@ -37,21 +37,21 @@ func TestScore(t *testing.T) {
 		name        string
 		got         string
 		mode        string
-		wantOutcome store.Outcome
+		wantOutcome contract.Outcome
 		wantScore   float64
 		wantMatched int
 		wantDiff    []string // substrings of the diff excerpt
 	}{
-		{"identical", expected, store.CompareSortedLines, store.OutcomePassed, 100, 4, nil},
-		{"order and spacing ignored", "plum 1\ncherry  5\nbanana\t1\napple\t2", store.CompareSortedLines, store.OutcomePassed, 100, 4, nil},
-		{"one wrong count", "apple\t2\nbanana\t1\ncherry\t4\nplum\t1\n", store.CompareSortedLines, store.OutcomeWrongAnswer, 75, 3,
+		{"identical", expected, contract.CompareSortedLines, contract.OutcomePassed, 100, 4, nil},
+		{"order and spacing ignored", "plum 1\ncherry  5\nbanana\t1\napple\t2", contract.CompareSortedLines, contract.OutcomePassed, 100, 4, nil},
+		{"one wrong count", "apple\t2\nbanana\t1\ncherry\t4\nplum\t1\n", contract.CompareSortedLines, contract.OutcomeWrongAnswer, 75, 3,
 			[]string{"- cherry 5", "+ cherry 4"}},
-		{"extra lines cost too", expected + "zebra\t1\nzoo\t1\nzulu\t1\nzz\t1\n", store.CompareSortedLines, store.OutcomeWrongAnswer, 50, 4,
+		{"extra lines cost too", expected + "zebra\t1\nzoo\t1\nzulu\t1\nzz\t1\n", contract.CompareSortedLines, contract.OutcomeWrongAnswer, 50, 4,
 			[]string{"+ zebra 1"}},
-		{"missing lines", "apple\t2\n", store.CompareSortedLines, store.OutcomeWrongAnswer, 25, 1, []string{"- banana 1", "- plum 1"}},
-		{"empty output", "", store.CompareSortedLines, store.OutcomeWrongAnswer, 0, 0, []string{"- apple 2"}},
-		{"exact mode is all or nothing", "apple\t2\nbanana\t1\ncherry\t5\n", store.CompareExact, store.OutcomeWrongAnswer, 0, 3, []string{"- plum 1"}},
-		{"exact mode full marks", expected, store.CompareExact, store.OutcomePassed, 100, 4, nil},
+		{"missing lines", "apple\t2\n", contract.CompareSortedLines, contract.OutcomeWrongAnswer, 25, 1, []string{"- banana 1", "- plum 1"}},
+		{"empty output", "", contract.CompareSortedLines, contract.OutcomeWrongAnswer, 0, 0, []string{"- apple 2"}},
+		{"exact mode is all or nothing", "apple\t2\nbanana\t1\ncherry\t5\n", contract.CompareExact, contract.OutcomeWrongAnswer, 0, 3, []string{"- plum 1"}},
+		{"exact mode full marks", expected, contract.CompareExact, contract.OutcomePassed, 100, 4, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,7 +76,7 @@ func TestScoreDiffExcerptIsCapped(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		got.WriteString(strings.Repeat("x", i%7+1) + "\t1\n")
 	}
-	g := Score([]byte("a\t1\n"), []byte(got.String()), store.CompareSortedLines, 10)
+	g := Score([]byte("a\t1\n"), []byte(got.String()), contract.CompareSortedLines, 10)
 	if lines := strings.Count(g.Tests[0].Diff, "\n") + 1; lines > 2*diffLimit+2 {
 		t.Fatalf("diff has %d lines, want at most %d", lines, 2*diffLimit+2)
 	}

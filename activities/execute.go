@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -23,14 +24,14 @@ import (
 // result is the student outcome time_limit_exceeded, which is final. When
 // the activity is canceled, or its worker stops, the container is killed.
 // The job's part-* files are stored in GridFS for the compare step.
-func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) {
+func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.Execution, error) {
 	info := activity.GetInfo(ctx)
 	log := activity.GetLogger(ctx)
 	id := plan.SubmissionID
-	if err := a.Store.MarkStage(ctx, id, store.StageRunning, "execute", int(info.Attempt), time.Now()); err != nil {
-		return Execution{}, err
+	if err := a.Submissions.MarkStage(ctx, id, store.Mark{Stage: contract.StageRunning, Activity: "execute", Attempt: int(info.Attempt), At: time.Now()}); err != nil {
+		return contract.Execution{}, err
 	}
-	a.notify(ctx, info.WorkflowExecution.ID, store.StageRunning)
+	defer a.notify(ctx, info.WorkflowExecution.ID, contract.StageRunning)()
 	// An earlier attempt whose worker died may have left its container on
 	// this engine; it must not run beside this one.
 	if info.Attempt > 1 {
@@ -39,92 +40,95 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 
 	dir, cleanup, err := a.scratch(id, "execute", info.Attempt)
 	if err != nil {
-		return Execution{}, err
+		return contract.Execution{}, err
 	}
 	defer cleanup()
 	jobDir := filepath.Join(dir, "job")
 	var cmd []string
 	switch plan.Runtime {
-	case store.RuntimeStreaming:
+	case contract.RuntimeStreaming:
 		// The sanity step on this host may have left the files; otherwise
 		// (another host, or a retry) fetch them.
 		if !a.jobs.take(id, jobDir) {
-			if err := a.Store.FetchFiles(ctx, store.SubmissionPrefix(id), plan.Files, jobDir, a.Config.MaxSubmission); err != nil {
-				return Execution{}, err
+			if err := a.Files.FetchFiles(ctx, store.SubmissionPrefix(id), plan.Files, jobDir, a.Config.MaxSubmission); err != nil {
+				return contract.Execution{}, err
 			}
 		}
 		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
 		if plan.Config.Combiner != "" {
 			cmd = append(cmd, "--combiner", plan.Config.Combiner)
 		}
-	case store.RuntimeJar:
-		jar, err := a.Store.ReadFile(ctx, plan.Jar, a.Config.MaxSubmission)
+	case contract.RuntimeJar:
+		jar, err := a.Files.ReadFile(ctx, plan.Jar, a.Config.MaxSubmission)
 		if err != nil {
-			return Execution{}, err
+			return contract.Execution{}, err
 		}
 		if err := os.MkdirAll(jobDir, 0o755); err != nil {
-			return Execution{}, fmt.Errorf("job dir: %w", err)
+			return contract.Execution{}, fmt.Errorf("job dir: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(jobDir, "job.jar"), jar, 0o644); err != nil {
-			return Execution{}, fmt.Errorf("write jar: %w", err)
+			return contract.Execution{}, fmt.Errorf("write jar: %w", err)
 		}
 		cmd = []string{"jar", "--main-class", plan.Config.MainClass, "--jar", "/job/job.jar"}
 	default:
-		return Execution{}, configFailure("unknown runtime %q", plan.Runtime)
+		return contract.Execution{}, contract.NewConfigFailure("unknown runtime %q", plan.Runtime)
 	}
 	inputDir, err := a.inputs.get(ctx, a, plan.Config)
 	if err != nil {
-		return Execution{}, err
+		return contract.Execution{}, err
 	}
 
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
-	spec := a.spec(ctx, plan.Request, "execute", cmd, plan.Config.MemoryMB, plan.Config.CPUs)
+	spec := a.spec(ctx, plan.Request, "execute", cmd, limits{memoryMB: plan.Config.MemoryMB, cpus: plan.Config.CPUs})
 	spec.Mounts = []sandbox.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
 	spec.TimeLimit = limit
 	// The runner's own backstop, should this worker die and leave it running.
 	spec.Env = append(spec.Env, "GRADEFLOW_TIMEOUT_SECONDS="+strconv.Itoa(plan.Config.TimeLimitSeconds+30))
-	res, err := a.Docker.Run(ctx, spec)
+	res, err := a.Sandbox.Run(ctx, spec)
 	if err != nil {
-		return Execution{}, err
+		return contract.Execution{}, err
 	}
-	if err := a.Store.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
-		return Execution{}, err
+	if err := a.Submissions.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
+		return contract.Execution{}, err
 	}
-	log.Info("job finished", "exit", res.ExitCode, "elapsed", res.Elapsed, "oom", res.OOMKilled, "timedOut", res.TimedOut)
+	log.Info("job finished", "exit_code", res.ExitCode, "elapsed", res.Elapsed, "oom_killed", res.OOMKilled, "timed_out", res.TimedOut)
 	if v, failed := judgeRun(res, limit, plan.Config.MemoryMB, a.Config.MaxOutput); failed {
 		v.MaxScore = points
-		return Execution{}, studentFailure(v)
+		return contract.Execution{}, contract.NewStudentFailure(v)
 	}
 	b, err := parseBundle(res.Stdout)
 	if err != nil {
 		// A job that killed its own runner (exit 137 from a fork bomb, say)
 		// is the student's; a clean exit with no result is ours.
 		if res.ExitCode != 0 {
-			return Execution{}, studentFailure(Verdict{store.OutcomeRuntimeError,
-				fmt.Sprintf("the job ended abnormally (exit code %d)\n%s", res.ExitCode, tail(res.Stderr, 2048)), points})
+			return contract.Execution{}, contract.NewStudentFailure(contract.Grade{
+				Outcome:  contract.OutcomeRuntimeError,
+				Feedback: fmt.Sprintf("the job ended abnormally (exit code %d)\n%s", res.ExitCode, tail(res.Stderr, 2048)),
+				MaxScore: points,
+			})
 		}
-		return Execution{}, fmt.Errorf("execute container: %w", err)
+		return contract.Execution{}, fmt.Errorf("execute container: %w", err)
 	}
 	if !b.result.OK {
-		return Execution{}, studentFailure(Verdict{store.OutcomeRuntimeError, runtimeFeedback(b.result, res.Stderr), points})
+		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeRuntimeError, Feedback: runtimeFeedback(b.result, res.Stderr), MaxScore: points})
 	}
 
 	// Each attempt writes under its own prefix and returns the exact names,
 	// so an earlier attempt's leftovers are never read and need no cleanup
 	// on the hot path.
-	exec := Execution{RunSeconds: res.Elapsed.Seconds()}
+	exec := contract.Execution{RunSeconds: res.Elapsed.Seconds()}
 	names := make([]string, 0, len(b.files))
 	for name := range b.files {
-		if strings.HasPrefix(name, "output/") && store.ValidRelPath(name) {
+		if strings.HasPrefix(name, "output/") && contract.ValidRelPath(name) {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		gname := fmt.Sprintf("%sa%d/%s", store.OutputPrefix(id), info.Attempt, strings.TrimPrefix(name, "output/"))
-		if err := a.Store.PutFile(ctx, gname, b.files[name]); err != nil {
-			return Execution{}, err
+		if err := a.Files.PutFile(ctx, gname, b.files[name]); err != nil {
+			return contract.Execution{}, err
 		}
 		exec.Outputs = append(exec.Outputs, gname)
 	}
@@ -132,16 +136,16 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 }
 
 // judgeRun turns a killed or flooded container into a student outcome.
-func judgeRun(res sandbox.Result, limit time.Duration, memoryMB int, maxOutput int64) (Verdict, bool) {
+func judgeRun(res sandbox.Result, limit time.Duration, memoryMB int, maxOutput int64) (contract.Grade, bool) {
 	switch {
 	case res.TimedOut:
-		return Verdict{Outcome: store.OutcomeTimeLimit, Feedback: fmt.Sprintf("the job did not finish within the time limit of %s and was stopped", limit)}, true
+		return contract.Grade{Outcome: contract.OutcomeTimeLimit, Feedback: fmt.Sprintf("the job did not finish within the time limit of %s and was stopped", limit)}, true
 	case res.OOMKilled:
-		return Verdict{Outcome: store.OutcomeMemoryLimit, Feedback: fmt.Sprintf("the job used more than its memory limit of %d MiB and was stopped", memoryMB)}, true
+		return contract.Grade{Outcome: contract.OutcomeMemoryLimit, Feedback: fmt.Sprintf("the job used more than its memory limit of %d MiB and was stopped", memoryMB)}, true
 	case res.StdoutTruncated:
-		return Verdict{Outcome: store.OutcomeOutputLimit, Feedback: fmt.Sprintf("the job's output exceeded the limit of %d bytes", maxOutput)}, true
+		return contract.Grade{Outcome: contract.OutcomeOutputLimit, Feedback: fmt.Sprintf("the job's output exceeded the limit of %d bytes", maxOutput)}, true
 	}
-	return Verdict{}, false
+	return contract.Grade{}, false
 }
 
 func runtimeFeedback(r *runResult, stderr string) string {
@@ -158,9 +162,9 @@ func runtimeFeedback(r *runResult, stderr string) string {
 // spec builds the sandbox spec shared by every container of a submission.
 // The activity heartbeats while the container runs, so that a dead worker
 // is noticed within the heartbeat timeout.
-func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []string, memoryMB int, cpus float64) sandbox.Spec {
+func (a *Activities) spec(ctx context.Context, req contract.Request, kind string, cmd []string, l limits) sandbox.Spec {
 	info := activity.GetInfo(ctx)
-	mem := int64(memoryMB) << 20
+	mem := int64(l.memoryMB) << 20
 	attempt := strconv.Itoa(int(info.Attempt))
 	return sandbox.Spec{
 		Name:  fmt.Sprintf("gradeflow-%s-%s-a%s", kind, req.SubmissionID, attempt),
@@ -176,7 +180,7 @@ func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []s
 			sandbox.LabelNamespace:  a.NamespaceID,
 		},
 		MemoryBytes:  mem,
-		NanoCPUs:     int64(cpus * 1e9),
+		NanoCPUs:     int64(l.cpus * 1e9),
 		PidsLimit:    a.Config.PidsLimit,
 		ScratchBytes: int64(float64(mem) * a.Config.ScratchFraction),
 		StdoutCap:    a.Config.MaxOutput,
@@ -188,9 +192,18 @@ func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []s
 	}
 }
 
+// limits are a container's resources.
+type limits struct {
+	memoryMB int
+	cpus     float64
+}
+
+// sanityLimits are the resources of a sanity check's container.
+var sanityLimits = limits{memoryMB: 1024, cpus: 1}
+
 // removeStale removes containers of earlier attempts of this submission.
 func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
-	list, err := a.Docker.ListManaged(ctx)
+	list, err := a.Sandbox.ListManaged(ctx)
 	if err != nil {
 		return // the run itself will surface an engine problem
 	}
@@ -200,7 +213,7 @@ func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
 			continue
 		}
 		if n, _ := strconv.Atoi(c.Labels[sandbox.LabelAttempt]); n < attempt {
-			_ = a.Docker.Remove(ctx, c.ID)
+			_ = a.Sandbox.Remove(ctx, c.ID)
 		}
 	}
 }
@@ -221,7 +234,7 @@ type inputCache struct {
 	mu sync.Mutex
 }
 
-func (c *inputCache) get(ctx context.Context, a *Activities, cfg store.Assignment) (string, error) {
+func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	dir := filepath.Join(a.Config.WorkDir, "inputs", fmt.Sprintf("%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli()))
@@ -230,7 +243,7 @@ func (c *inputCache) get(ctx context.Context, a *Activities, cfg store.Assignmen
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	if _, err := a.Store.FetchDir(ctx, store.InputPrefix(cfg.Name), tmp, a.Config.MaxInput); err != nil {
+	if _, err := a.Files.FetchDir(ctx, store.InputPrefix(cfg.Name), tmp, a.Config.MaxInput); err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", err
 	}

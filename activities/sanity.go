@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -20,44 +21,44 @@ import (
 // compiled against the Hadoop jars. Both happen inside a sandbox container,
 // so no student code is parsed or run on the worker host. A compiled jar is
 // stored in GridFS for the execute step.
-func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
+func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract.Plan, error) {
 	info := activity.GetInfo(ctx)
-	if err := a.Store.MarkStage(ctx, req.SubmissionID, store.StageSanity, "sanity", int(info.Attempt), time.Now()); err != nil {
-		return Plan{}, err
+	if err := a.Submissions.MarkStage(ctx, req.SubmissionID, store.Mark{Stage: contract.StageSanity, Activity: "sanity", Attempt: int(info.Attempt), At: time.Now()}); err != nil {
+		return contract.Plan{}, err
 	}
-	cfg, err := a.Store.Assignment(ctx, req.Assignment)
+	cfg, err := a.Submissions.Assignment(ctx, req.Assignment)
 	if errors.Is(err, store.ErrNotFound) {
-		return Plan{}, configFailure("assignment %q does not exist", req.Assignment)
+		return contract.Plan{}, contract.NewConfigFailure("assignment %q does not exist", req.Assignment)
 	}
 	if err != nil {
-		return Plan{}, err
+		return contract.Plan{}, err
 	}
 	cfg.Defaults()
 	if len(cfg.ExpectedFiles) == 0 {
-		return Plan{}, configFailure("assignment %q has no expected output", req.Assignment)
+		return contract.Plan{}, contract.NewConfigFailure("assignment %q has no expected output", req.Assignment)
 	}
 
 	files, err := a.submissionFiles(ctx, req.SubmissionID)
 	if err != nil {
-		return Plan{}, err
+		return contract.Plan{}, err
 	}
 	runtime, err := DetectRuntime(cfg, files)
 	if err != nil {
-		return Plan{}, studentFailure(Verdict{store.OutcomeInvalidSubmission, err.Error(), cfg.Points})
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
 	}
-	plan := Plan{Request: req, Config: cfg, Runtime: runtime, Files: files}
+	plan := contract.Plan{Request: req, Config: cfg, Runtime: runtime, Files: files}
 
 	dir, cleanup, err := a.scratch(req.SubmissionID, "sanity", info.Attempt)
 	if err != nil {
-		return Plan{}, err
+		return contract.Plan{}, err
 	}
 	defer cleanup()
-	if err := a.Store.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission); err != nil {
-		return Plan{}, err
+	if err := a.Files.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission); err != nil {
+		return contract.Plan{}, err
 	}
 
 	var cmd []string
-	if runtime == store.RuntimeStreaming {
+	if runtime == contract.RuntimeStreaming {
 		cmd = []string{"sanity-python"}
 		if len(cfg.ForbiddenModules) > 0 {
 			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
@@ -65,40 +66,44 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 	} else {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
 	}
-	spec := a.spec(ctx, req, "sanity", cmd, 1024, 1)
+	spec := a.spec(ctx, req, "sanity", cmd, sanityLimits)
 	spec.Mounts = []sandbox.Mount{{Source: dir + "/job", Target: "/job"}}
 	spec.TimeLimit = a.Config.SanityTimeout
-	res, err := a.Docker.Run(ctx, spec)
+	res, err := a.Sandbox.Run(ctx, spec)
 	if err != nil {
-		return Plan{}, err
+		return contract.Plan{}, err
 	}
 	if res.TimedOut {
-		return Plan{}, studentFailure(Verdict{compileOutcome(runtime), fmt.Sprintf("the check did not finish within %s", a.Config.SanityTimeout), cfg.Points})
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: compileOutcome(runtime), Feedback: fmt.Sprintf("the check did not finish within %s", a.Config.SanityTimeout), MaxScore: cfg.Points})
 	}
 	b, err := parseBundle(res.Stdout)
 	if err != nil {
 		// The checker is our code; if it broke, that is ours to retry.
-		return Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
+		return contract.Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
 	}
 	if !b.result.OK {
-		return Plan{}, studentFailure(Verdict{sanityOutcome(runtime, b.result), sanityFeedback(runtime, b.result), cfg.Points})
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{
+			Outcome:  sanityOutcome(runtime, b.result),
+			Feedback: sanityFeedback(runtime, b.result),
+			MaxScore: cfg.Points,
+		})
 	}
-	if runtime == store.RuntimeJar {
+	if runtime == contract.RuntimeJar {
 		jar, ok := b.files["job.jar"]
 		if !ok {
-			return Plan{}, fmt.Errorf("sanity container reported success but wrote no job.jar")
+			return contract.Plan{}, fmt.Errorf("sanity container reported success but wrote no job.jar")
 		}
 		plan.Jar = store.ArtifactFile(req.SubmissionID, "job.jar")
-		if err := a.Store.PutFile(ctx, plan.Jar, jar); err != nil {
-			return Plan{}, err
+		if err := a.Files.PutFile(ctx, plan.Jar, jar); err != nil {
+			return contract.Plan{}, err
 		}
 	}
-	if runtime == store.RuntimeStreaming {
+	if runtime == contract.RuntimeStreaming {
 		// Hand the files to the execute step, should it run on this host.
 		a.jobs.keep(a, req.SubmissionID, dir+"/job")
 	}
-	if err := a.Store.MarkStage(ctx, req.SubmissionID, store.StageQueued, "", 0, time.Now()); err != nil {
-		return Plan{}, err
+	if err := a.Submissions.MarkStage(ctx, req.SubmissionID, store.Mark{Stage: contract.StageQueued, At: time.Now()}); err != nil {
+		return contract.Plan{}, err
 	}
 	return plan, nil
 }
@@ -106,14 +111,14 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 // submissionFiles lists a submission's files: from its document, which is
 // one read by _id, or from GridFS for a submission started without one.
 func (a *Activities) submissionFiles(ctx context.Context, id string) ([]string, error) {
-	sub, err := a.Store.Submission(ctx, id)
+	sub, err := a.Submissions.Submission(ctx, id)
 	if err == nil && len(sub.Files) > 0 {
 		return sub.Files, nil
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	names, err := a.Store.ListFiles(ctx, store.SubmissionPrefix(id))
+	names, err := a.Files.ListFiles(ctx, store.SubmissionPrefix(id))
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +132,7 @@ func (a *Activities) submissionFiles(ctx context.Context, id string) ([]string, 
 // DetectRuntime decides how a submission runs from its file names: Java
 // sources or a jar run with RunJar; a mapper and a reducer run with Hadoop
 // streaming. It explains what is missing otherwise.
-func DetectRuntime(cfg store.Assignment, files []string) (string, error) {
+func DetectRuntime(cfg contract.Assignment, files []string) (string, error) {
 	has := map[string]bool{}
 	var java, jars, py int
 	for _, f := range files {
@@ -148,9 +153,9 @@ func DetectRuntime(cfg store.Assignment, files []string) (string, error) {
 	case jars > 1:
 		return "", fmt.Errorf("submit one jar, not %d", jars)
 	case java > 0 || jars == 1:
-		runtime = store.RuntimeJar
+		runtime = contract.RuntimeJar
 	case has[cfg.Mapper] && has[cfg.Reducer]:
-		runtime = store.RuntimeStreaming
+		runtime = contract.RuntimeStreaming
 	case py > 0:
 		missing := []string{}
 		for _, f := range []string{cfg.Mapper, cfg.Reducer} {
@@ -169,39 +174,39 @@ func DetectRuntime(cfg store.Assignment, files []string) (string, error) {
 	return runtime, nil
 }
 
-func compileOutcome(runtime string) store.Outcome {
-	if runtime == store.RuntimeJar {
-		return store.OutcomeCompileError
+func compileOutcome(runtime string) contract.Outcome {
+	if runtime == contract.RuntimeJar {
+		return contract.OutcomeCompileError
 	}
-	return store.OutcomeSyntaxError
+	return contract.OutcomeSyntaxError
 }
 
 // sanityOutcome picks the outcome of a failed check: syntax errors come
 // before forbidden imports, since they stop everything else.
-func sanityOutcome(runtime string, r *runResult) store.Outcome {
-	if runtime == store.RuntimeJar {
-		return store.OutcomeCompileError
+func sanityOutcome(runtime string, r *runResult) contract.Outcome {
+	if runtime == contract.RuntimeJar {
+		return contract.OutcomeCompileError
 	}
 	for _, e := range r.Errors {
 		if e.Category == "syntax" {
-			return store.OutcomeSyntaxError
+			return contract.OutcomeSyntaxError
 		}
 	}
 	if len(r.Errors) > 0 {
-		return store.OutcomeForbiddenImport
+		return contract.OutcomeForbiddenImport
 	}
-	return store.OutcomeSyntaxError
+	return contract.OutcomeSyntaxError
 }
 
 // sanityFeedback is the compiler's own message for Java (it shows the
 // offending line), and one line per problem for Python.
 func sanityFeedback(runtime string, r *runResult) string {
 	var sb strings.Builder
-	if runtime == store.RuntimeJar || len(r.Errors) == 0 {
+	if runtime == contract.RuntimeJar || len(r.Errors) == 0 {
 		sb.WriteString(strings.TrimSpace(r.Message))
 	}
 	for _, e := range r.Errors {
-		if runtime == store.RuntimeJar {
+		if runtime == contract.RuntimeJar {
 			break
 		}
 		if sb.Len() > 0 {

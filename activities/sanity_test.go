@@ -8,26 +8,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
-	"github.com/gradeflow/gradeflow/store"
 )
 
 func TestDetectRuntime(t *testing.T) {
-	cfg := store.Assignment{Name: "wc"}
+	cfg := contract.Assignment{Name: "wc"}
 	cfg.Defaults()
 	streamingOnly := cfg
-	streamingOnly.Runtimes = []string{store.RuntimeStreaming}
+	streamingOnly.Runtimes = []string{contract.RuntimeStreaming}
 	tests := []struct {
 		name    string
-		cfg     store.Assignment
+		cfg     contract.Assignment
 		files   []string
 		want    string
 		wantErr string
 	}{
-		{"streaming", cfg, []string{"mapper.py", "reducer.py"}, store.RuntimeStreaming, ""},
-		{"streaming with helpers", cfg, []string{"mapper.py", "reducer.py", "lib/tokens.py"}, store.RuntimeStreaming, ""},
-		{"java sources", cfg, []string{"WordCount.java", "util/Tok.java"}, store.RuntimeJar, ""},
-		{"a jar", cfg, []string{"job.jar"}, store.RuntimeJar, ""},
+		{"streaming", cfg, []string{"mapper.py", "reducer.py"}, contract.RuntimeStreaming, ""},
+		{"streaming with helpers", cfg, []string{"mapper.py", "reducer.py", "lib/tokens.py"}, contract.RuntimeStreaming, ""},
+		{"java sources", cfg, []string{"WordCount.java", "util/Tok.java"}, contract.RuntimeJar, ""},
+		{"a jar", cfg, []string{"job.jar"}, contract.RuntimeJar, ""},
 		{"missing reducer", cfg, []string{"mapper.py"}, "", "missing reducer.py"},
 		{"nothing runnable", cfg, []string{"README.txt"}, "", "no runnable files"},
 		{"sources and jar", cfg, []string{"A.java", "a.jar"}, "", "not both"},
@@ -94,17 +94,17 @@ func TestSanityOutcomeAndFeedback(t *testing.T) {
 		name    string
 		runtime string
 		res     runResult
-		want    store.Outcome
+		want    contract.Outcome
 		wantFB  string
 	}{
-		{"syntax", store.RuntimeStreaming, runResult{Errors: []checkError{{File: "mapper.py", Line: 3, Col: 5, Message: "SyntaxError: invalid syntax", Category: "syntax"}}},
-			store.OutcomeSyntaxError, "mapper.py:3:5: SyntaxError: invalid syntax"},
-		{"forbidden", store.RuntimeStreaming, runResult{Errors: []checkError{{File: "mapper.py", Line: 1, Message: "forbidden module 'subprocess' imported", Category: "forbidden_import"}}},
-			store.OutcomeForbiddenImport, "mapper.py:1: forbidden module 'subprocess'"},
-		{"syntax wins over forbidden", store.RuntimeStreaming, runResult{Errors: []checkError{
+		{"syntax", contract.RuntimeStreaming, runResult{Errors: []checkError{{File: "mapper.py", Line: 3, Col: 5, Message: "SyntaxError: invalid syntax", Category: "syntax"}}},
+			contract.OutcomeSyntaxError, "mapper.py:3:5: SyntaxError: invalid syntax"},
+		{"forbidden", contract.RuntimeStreaming, runResult{Errors: []checkError{{File: "mapper.py", Line: 1, Message: "forbidden module 'subprocess' imported", Category: "forbidden_import"}}},
+			contract.OutcomeForbiddenImport, "mapper.py:1: forbidden module 'subprocess'"},
+		{"syntax wins over forbidden", contract.RuntimeStreaming, runResult{Errors: []checkError{
 			{File: "a.py", Category: "forbidden_import", Message: "x"}, {File: "b.py", Category: "syntax", Message: "y"}}},
-			store.OutcomeSyntaxError, "b.py: y"},
-		{"java", store.RuntimeJar, runResult{Message: "WordCount.java:5: error: ';' expected"}, store.OutcomeCompileError, "';' expected"},
+			contract.OutcomeSyntaxError, "b.py: y"},
+		{"java", contract.RuntimeJar, runResult{Message: "WordCount.java:5: error: ';' expected"}, contract.OutcomeCompileError, "';' expected"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,14 +122,14 @@ func TestJudgeRun(t *testing.T) {
 	tests := []struct {
 		name   string
 		res    sandbox.Result
-		want   store.Outcome
+		want   contract.Outcome
 		failed bool
 	}{
 		{"clean", sandbox.Result{ExitCode: 0}, "", false},
-		{"timed out", sandbox.Result{TimedOut: true, ExitCode: 137}, store.OutcomeTimeLimit, true},
-		{"oom", sandbox.Result{OOMKilled: true, ExitCode: 137}, store.OutcomeMemoryLimit, true},
-		{"timeout wins over oom", sandbox.Result{OOMKilled: true, TimedOut: true}, store.OutcomeTimeLimit, true},
-		{"output flood", sandbox.Result{StdoutTruncated: true}, store.OutcomeOutputLimit, true},
+		{"timed out", sandbox.Result{TimedOut: true, ExitCode: 137}, contract.OutcomeTimeLimit, true},
+		{"oom", sandbox.Result{OOMKilled: true, ExitCode: 137}, contract.OutcomeMemoryLimit, true},
+		{"timeout wins over oom", sandbox.Result{OOMKilled: true, TimedOut: true}, contract.OutcomeTimeLimit, true},
+		{"output flood", sandbox.Result{StdoutTruncated: true}, contract.OutcomeOutputLimit, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

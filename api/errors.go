@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -32,6 +33,14 @@ const (
 	codeInternal         = "internal"
 	codeWebhookFailed    = "webhook_failed"
 )
+
+// fieldCodes maps the intake's field problems to error codes.
+var fieldCodes = map[intake.Problem]string{
+	intake.Missing:   codeMissingField,
+	intake.Invalid:   codeInvalidField,
+	intake.Unsafe:    codeUnsafePath,
+	intake.Malformed: codeMalformed,
+}
 
 // apiError is an error with the HTTP answer it deserves.
 type apiError struct {
@@ -66,9 +75,16 @@ func asAPIError(err error) *apiError {
 	var mbe *http.MaxBytesError
 	var nf *serviceerror.NotFound
 	var unavail *serviceerror.Unavailable
+	var fe *intake.FieldError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &fe):
+		return &apiError{Status: http.StatusBadRequest, Code: fieldCodes[fe.Problem], Field: fe.Field, Msg: fe.Msg}
+	case errors.Is(err, intake.ErrUnknownAssignment):
+		return &apiError{Status: http.StatusNotFound, Code: codeUnknownAssign, Field: "assignment", Msg: err.Error()}
+	case errors.Is(err, intake.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict, Field: "id", Msg: err.Error()}
 	case errors.As(err, &mbe):
 		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", mbe.Limit)
 	case errors.Is(err, store.ErrTooLarge):

@@ -1,3 +1,5 @@
+//go:build stack
+
 package main
 
 import (
@@ -18,8 +20,8 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 const (
@@ -146,7 +148,7 @@ func (e *testEnv) seedAssignment(name, webhook string) {
 	if err := e.store.PutFile(ctx, store.ExpectedPrefix(name)+"part-00000", []byte("a\t2\nb\t1\n")); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.store.PutAssignment(ctx, store.Assignment{Name: name, Title: "Word count", WebhookURL: webhook}); err != nil {
+	if err := e.store.PutAssignment(ctx, contract.Assignment{Name: name, Title: "Word count", WebhookURL: webhook}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -177,7 +179,7 @@ func (e *testEnv) wantNoState(id string) {
 	if err != nil || len(files) > 0 {
 		e.t.Errorf("submission %s: files left behind: %v (err %v)", id, files, err)
 	}
-	_, err = stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+	_, err = stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), "")
 	var nf *serviceerror.NotFound
 	if !errors.As(err, &nf) {
 		e.t.Errorf("submission %s: workflow exists or describe failed: %v", id, err)

@@ -20,27 +20,24 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gradeflow/gradeflow/config"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/temporalclient"
 )
 
 // Config is the API's configuration, read once from the environment and
 // the command line (flags win).
 type Config struct {
 	Addr              string
-	TemporalAddress   string
-	TemporalNamespace string
-	MongoURI          string
-	MongoDB           string
+	Temporal          config.Temporal
+	Mongo             config.Mongo
 	PortalTokens      []string // bearer tokens of the student-facing portal
 	StaffTokens       []string // bearer tokens of staff: everything
 	DevTokens         bool     // the tokens are the local development defaults
@@ -74,12 +71,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gradeflow-api:", err)
 		os.Exit(2)
 	}
-	zc := zap.NewProductionConfig()
-	if err := zc.Level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "gradeflow-api: log level:", err)
-		os.Exit(2)
-	}
-	log, err := zc.Build()
+	log, err := config.Logger(cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gradeflow-api:", err)
 		os.Exit(2)
@@ -97,95 +89,50 @@ func main() {
 
 // loadConfig reads the configuration from args and the environment.
 func loadConfig(args []string, lookup func(string) (string, bool)) (Config, error) {
-	env := func(key, def string) string {
-		if v, ok := lookup(key); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	var errs []error
-	envInt := func(key string, def int64) int64 {
-		v := env(key, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-		}
-		return n
-	}
-	envFloat := func(key string, def float64) float64 {
-		v := env(key, "")
-		if v == "" {
-			return def
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-		}
-		return f
-	}
-	envDur := func(key string, def time.Duration) time.Duration {
-		v := env(key, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-		}
-		return d
-	}
-
 	var cfg Config
 	var portal, staff string
-	var burst int64
-	fs := flag.NewFlagSet("gradeflow-api", flag.ContinueOnError)
-	fs.StringVar(&cfg.Addr, "addr", env("GRADEFLOW_API_ADDR", "127.0.0.1:8080"), "listen address (GRADEFLOW_API_ADDR)")
-	fs.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
-	fs.StringVar(&cfg.TemporalNamespace, "namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
-	fs.StringVar(&cfg.MongoURI, "mongo", env("MONGODB_URI", "mongodb://127.0.0.1:27017"), "MongoDB URI (MONGODB_URI)")
-	fs.StringVar(&cfg.MongoDB, "db", env("GRADEFLOW_DB", "gradeflow"), "MongoDB database (GRADEFLOW_DB)")
+	l := config.New("gradeflow-api", lookup)
+	l.String(&cfg.Addr, "addr", "GRADEFLOW_API_ADDR", "127.0.0.1:8080", "listen address")
+	l.Temporal(&cfg.Temporal)
+	l.Mongo(&cfg.Mongo)
 	// Secrets come from the environment only: flags show in ps.
-	portal, staff = env("GRADEFLOW_PORTAL_TOKENS", ""), env("GRADEFLOW_STAFF_TOKENS", "")
-	cfg.WebhookSecret = env("GRADEFLOW_WEBHOOK_SECRET", "")
-	fs.Int64Var(&cfg.MaxUpload, "max-upload", envInt("GRADEFLOW_MAX_UPLOAD", 16<<20), "bytes of one submission (GRADEFLOW_MAX_UPLOAD)")
-	fs.Int64Var(&cfg.MaxAssignment, "max-assignment", envInt("GRADEFLOW_MAX_ASSIGNMENT_UPLOAD", 64<<20), "bytes of one assignment upload (GRADEFLOW_MAX_ASSIGNMENT_UPLOAD)")
-	fs.Float64Var(&cfg.RatePerMinute, "rate-per-minute", envFloat("GRADEFLOW_RATE_PER_MINUTE", 30), "submissions per student per minute, 0 for no limit (GRADEFLOW_RATE_PER_MINUTE)")
-	fs.Int64Var(&burst, "rate-burst", envInt("GRADEFLOW_RATE_BURST", 10), "submissions a student may make at once (GRADEFLOW_RATE_BURST)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDur("GRADEFLOW_REQUEST_TIMEOUT", 15*time.Second), "bound on one request's work (GRADEFLOW_REQUEST_TIMEOUT)")
-	fs.DurationVar(&cfg.AssignmentTimeout, "assignment-timeout", envDur("GRADEFLOW_ASSIGNMENT_TIMEOUT", 2*time.Minute), "bound on an assignment upload (GRADEFLOW_ASSIGNMENT_TIMEOUT)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDur("GRADEFLOW_SHUTDOWN_TIMEOUT", 20*time.Second), "grace for requests in flight at shutdown (GRADEFLOW_SHUTDOWN_TIMEOUT)")
-	fs.DurationVar(&cfg.QueueWindow, "queue-window", envDur("GRADEFLOW_QUEUE_WINDOW", 10*time.Minute), "window of throughput and median measurements (GRADEFLOW_QUEUE_WINDOW)")
-	fs.DurationVar(&cfg.WorkerFresh, "worker-fresh", envDur("GRADEFLOW_WORKER_FRESH", 30*time.Second), "age beyond which a worker heartbeat is stale (GRADEFLOW_WORKER_FRESH)")
-	fs.DurationVar(&cfg.QueueCacheTTL, "queue-cache", envDur("GRADEFLOW_QUEUE_CACHE", 2*time.Second), "reuse queue statistics this long (GRADEFLOW_QUEUE_CACHE)")
-	fs.DurationVar(&cfg.DefaultRun, "default-run", envDur("GRADEFLOW_ETA_DEFAULT_RUN", time.Minute), "run time the ETA assumes before any is measured (GRADEFLOW_ETA_DEFAULT_RUN)")
-	fs.StringVar(&cfg.LogLevel, "log-level", env("GRADEFLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GRADEFLOW_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
+	l.Secret(&portal, "GRADEFLOW_PORTAL_TOKENS")
+	l.Secret(&staff, "GRADEFLOW_STAFF_TOKENS")
+	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
+	l.Int64(&cfg.MaxUpload, "max-upload", "GRADEFLOW_MAX_UPLOAD", 16<<20, "bytes of one submission")
+	l.Int64(&cfg.MaxAssignment, "max-assignment", "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD", 64<<20, "bytes of one assignment upload")
+	l.Float(&cfg.RatePerMinute, "rate-per-minute", "GRADEFLOW_RATE_PER_MINUTE", 30, "submissions per student per minute, 0 for no limit")
+	l.Int(&cfg.RateBurst, "rate-burst", "GRADEFLOW_RATE_BURST", 10, "submissions a student may make at once")
+	l.Duration(&cfg.RequestTimeout, "request-timeout", "GRADEFLOW_REQUEST_TIMEOUT", 15*time.Second, "bound on one request's work")
+	l.Duration(&cfg.AssignmentTimeout, "assignment-timeout", "GRADEFLOW_ASSIGNMENT_TIMEOUT", 2*time.Minute, "bound on an assignment upload")
+	l.Duration(&cfg.ShutdownTimeout, "shutdown-timeout", "GRADEFLOW_SHUTDOWN_TIMEOUT", 20*time.Second, "grace for requests in flight at shutdown")
+	l.Duration(&cfg.QueueWindow, "queue-window", "GRADEFLOW_QUEUE_WINDOW", 10*time.Minute, "window of throughput and median measurements")
+	l.Duration(&cfg.WorkerFresh, "worker-fresh", "GRADEFLOW_WORKER_FRESH", 30*time.Second, "age beyond which a worker heartbeat is stale")
+	l.Duration(&cfg.QueueCacheTTL, "queue-cache", "GRADEFLOW_QUEUE_CACHE", 2*time.Second, "reuse queue statistics this long")
+	l.Duration(&cfg.DefaultRun, "default-run", "GRADEFLOW_ETA_DEFAULT_RUN", time.Minute, "run time the ETA assumes before any is measured")
+	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
+	rest, err := l.Parse(args)
+	if err != nil {
 		return Config{}, err
 	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
-	}
-	cfg.RateBurst = int(burst)
+	l.Check(len(rest) == 0, "unexpected arguments: %q", rest)
 	cfg.PortalTokens, cfg.StaffTokens = splitTokens(portal), splitTokens(staff)
 	if len(cfg.PortalTokens) == 0 && len(cfg.StaffTokens) == 0 {
 		cfg.PortalTokens, cfg.StaffTokens, cfg.DevTokens = []string{devPortalToken}, []string{devStaffToken}, true
 	}
-	switch {
-	case cfg.MaxUpload <= 0:
-		errs = append(errs, errors.New("GRADEFLOW_MAX_UPLOAD must be positive"))
-	case cfg.MaxAssignment <= 0:
-		errs = append(errs, errors.New("GRADEFLOW_MAX_ASSIGNMENT_UPLOAD must be positive"))
-	case cfg.RatePerMinute < 0 || cfg.RateBurst < 0:
-		errs = append(errs, errors.New("the rate limit must not be negative"))
-	case cfg.RatePerMinute > 0 && cfg.RateBurst == 0:
-		errs = append(errs, errors.New("GRADEFLOW_RATE_BURST must be at least 1 when the rate limit is on"))
-	case cfg.RequestTimeout <= 0 || cfg.AssignmentTimeout <= 0 || cfg.QueueWindow <= 0 || cfg.WorkerFresh <= 0:
-		errs = append(errs, errors.New("timeouts and windows must be positive"))
+	l.Check(cfg.MaxUpload > 0, "GRADEFLOW_MAX_UPLOAD: must be positive")
+	l.Check(cfg.MaxAssignment > 0, "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD: must be positive")
+	l.Check(cfg.RatePerMinute >= 0, "GRADEFLOW_RATE_PER_MINUTE: must not be negative")
+	l.Check(cfg.RateBurst >= 0, "GRADEFLOW_RATE_BURST: must not be negative")
+	l.Check(cfg.RatePerMinute == 0 || cfg.RateBurst > 0, "GRADEFLOW_RATE_BURST: must be at least 1 when the rate limit is on")
+	for env, d := range map[string]time.Duration{
+		"GRADEFLOW_REQUEST_TIMEOUT": cfg.RequestTimeout, "GRADEFLOW_ASSIGNMENT_TIMEOUT": cfg.AssignmentTimeout,
+		"GRADEFLOW_QUEUE_WINDOW": cfg.QueueWindow, "GRADEFLOW_WORKER_FRESH": cfg.WorkerFresh,
+		"GRADEFLOW_SHUTDOWN_TIMEOUT": cfg.ShutdownTimeout,
+	} {
+		l.Check(d > 0, "%s: must be positive", env)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := l.Err(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
@@ -212,22 +159,19 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if cfg.WebhookSecret == "" {
 		log.Warn("GRADEFLOW_WEBHOOK_SECRET is empty: webhook test deliveries are signed with an empty key")
 	}
-	st, err := store.Open(cfg.MongoURI, cfg.MongoDB)
+	st, err := store.Open(cfg.Mongo.URI, cfg.Mongo.DB)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = st.Close(context.WithoutCancel(ctx)) }()
-	tc, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    workflows.NewZapAdapter(log),
-	})
+	tc, err := temporalclient.NewLazy(temporalclient.Config{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace}, log)
 	if err != nil {
-		return fmt.Errorf("temporal client: %w", err)
+		return err
 	}
 	defer tc.Close()
 
-	srv := newServer(cfg, st, tc, log)
+	srv := newServer(ctx, cfg, st, tc, log)
+	defer srv.queue.wait() // before the store closes
 	hs := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           srv.handler(),
@@ -242,7 +186,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("serving", zap.String("addr", ln.Addr().String()),
-		zap.String("temporal", cfg.TemporalAddress), zap.String("db", cfg.MongoDB))
+		zap.String("temporal", cfg.Temporal.Address), zap.String("db", cfg.Mongo.DB))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -1,18 +1,15 @@
+//go:build stack
+
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"go.temporal.io/api/serviceerror"
 	"go.uber.org/zap"
-
-	"github.com/gradeflow/gradeflow/store"
 )
 
 // TestRunServesAndShutsDown runs the program's run on the real stack:
@@ -69,40 +66,5 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
-	}
-}
-
-func TestRequestTimeout(t *testing.T) {
-	s := &server{log: zap.NewNop(), metrics: newMetrics()}
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-		s.fail(w, r, fmt.Errorf("wait: %w", r.Context().Err()))
-	})
-	rec := httptest.NewRecorder()
-	s.observe(withTimeout(10*time.Millisecond, slow)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusGatewayTimeout {
-		t.Errorf("status %d, want 504: %s", rec.Code, rec.Body)
-	}
-}
-
-func TestAsAPIError(t *testing.T) {
-	tests := []struct {
-		err    error
-		status int
-		code   string
-	}{
-		{&apiError{Status: 418, Code: "teapot"}, 418, "teapot"},
-		{fmt.Errorf("wrapped: %w", &http.MaxBytesError{Limit: 5}), 413, codeTooLarge},
-		{fmt.Errorf("x: %w", context.DeadlineExceeded), 504, codeTimeout},
-		{fmt.Errorf("submission x: %w", store.ErrNotFound), 404, codeNotFound},
-		{fmt.Errorf("describe: %w", serviceerror.NewNotFound("workflow not found")), 404, codeNotFound},
-		{serviceerror.NewUnavailable("down"), 503, codeUnavailable},
-		{fmt.Errorf("file: %w", store.ErrTooLarge), 413, codeTooLarge},
-		{errors.New("boom"), 500, codeInternal},
-	}
-	for _, tt := range tests {
-		if got := asAPIError(tt.err); got.Status != tt.status || got.Code != tt.code {
-			t.Errorf("%v → %d %s, want %d %s", tt.err, got.Status, got.Code, tt.status, tt.code)
-		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // queueStats is the state of the execution queue, as GET /v1/queue
@@ -137,9 +137,15 @@ func (q queueStats) playForward(ahead int64, run float64, now time.Time) float64
 // served while a single background refresh replaces it. A measurement
 // older than maxStale (refreshes failing) is dropped, and readers measure
 // themselves, getting the error if it persists. A zero ttl disables it.
+//
+// Background refreshes run on base, the server's lifetime: they end when
+// it does, and wait returns once none is left, so that none outlives the
+// store it reads.
 type queueCache struct {
 	ttl     time.Duration
 	measure func(context.Context) (queueStats, error)
+	base    context.Context
+	wg      sync.WaitGroup
 
 	mu         sync.Mutex
 	at         time.Time
@@ -160,9 +166,9 @@ func (c *queueCache) get(ctx context.Context) (queueStats, error) {
 	age := time.Since(c.at)
 	maxStale := 2*c.ttl + refreshTimeout
 	if c.have && age < maxStale {
-		if age >= c.ttl && !c.refreshing {
+		if age >= c.ttl && !c.refreshing && c.base.Err() == nil {
 			c.refreshing = true
-			go c.refresh()
+			c.wg.Go(c.refresh)
 		}
 		return c.stats, nil
 	}
@@ -176,9 +182,12 @@ func (c *queueCache) get(ctx context.Context) (queueStats, error) {
 	return st, nil
 }
 
+// wait returns once no background refresh runs; call it after base ends.
+func (c *queueCache) wait() { c.wg.Wait() }
+
 // refresh replaces the measurement in the background.
 func (c *queueCache) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	ctx, cancel := context.WithTimeout(c.base, refreshTimeout)
 	defer cancel()
 	st, err := c.measure(ctx)
 	c.mu.Lock()
@@ -198,7 +207,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		defaultRun:    s.cfg.DefaultRun.Seconds(),
 	}
 	var err error
-	if q.Queued, err = s.store.CountStage(ctx, store.StageQueued); err != nil {
+	if q.Queued, err = s.store.CountStage(ctx, contract.StageQueued); err != nil {
 		return queueStats{}, err
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
@@ -242,7 +251,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 func (s *server) executePollers(ctx context.Context) (int, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := s.temporal.DescribeTaskQueue(ctx, workflows.TaskQueueExecute, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	resp, err := s.temporal.DescribeTaskQueue(ctx, contract.TaskQueueExecute, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
 	if err != nil {
 		s.log.Debug("describe execute task queue", zap.Error(err))
 		return 0, false

@@ -14,8 +14,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/webhook"
 )
 
 // openAPI is the API's OpenAPI 3 description, served as it is.
@@ -33,12 +34,13 @@ type server struct {
 	metrics  *metrics
 	webhooks *http.Client // signs test deliveries with the webhook secret
 	queue    *queueCache
-	known    knownAssignments
+	intake   *intake.Service
 	now      func() time.Time
 }
 
-// newServer wires a server from its dependencies.
-func newServer(cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *server {
+// newServer wires a server from its dependencies. ctx is the server's
+// lifetime: background work (queue refreshes) ends with it.
+func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *server {
 	s := &server{
 		cfg:      cfg,
 		store:    st,
@@ -46,10 +48,11 @@ func newServer(cfg Config, st *store.Store, tc client.Client, log *zap.Logger) *
 		log:      log,
 		tokens:   tokens{portal: toBytes(cfg.PortalTokens), staff: toBytes(cfg.StaffTokens)},
 		metrics:  newMetrics(),
-		webhooks: activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
+		webhooks: webhook.NewClient(cfg.WebhookSecret, 10*time.Second),
+		intake:   intake.New(st, tc, intake.Options{MaxSubmission: cfg.MaxUpload, Log: log}),
 		now:      time.Now,
 	}
-	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue}
+	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue, base: ctx}
 	return s
 }
 

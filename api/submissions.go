@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -16,10 +14,10 @@ import (
 
 	"github.com/gorilla/mux"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // HeaderIdempotencyKey names a submission when the form has no id: the
@@ -72,71 +70,61 @@ func (s *server) createSubmission(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-
+	if err := s.intake.Check(ctx, &sub); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	// With a rate limit, a known ID is answered before it: a client
 	// retrying a lost answer is never refused. (A fresh ID cannot be known,
 	// and without a limit Submit finds duplicates itself.)
 	if s.cfg.RatePerMinute > 0 && clientID {
-		if existing, err := s.store.Submission(ctx, sub.ID); err == nil {
-			s.answerDuplicate(w, r, sub, existing, true)
-			return
-		} else if !errors.Is(err, store.ErrNotFound) {
+		got, found, err := s.intake.Resume(ctx, sub)
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-	}
-	if err := s.assignmentExists(ctx, sub.Assignment); err != nil {
-		s.fail(w, r, err)
-		return
+		if found {
+			s.answerDuplicate(w, r, got)
+			return
+		}
 	}
 	if err := s.limit(ctx, w, sub.Student); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	run, created, err := workflows.Submit(ctx, s.temporal, s.store, sub)
+	got, err := s.intake.Submit(ctx, sub)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if !created { // known already; Submit made sure its workflow runs
-		existing, err := s.store.Submission(ctx, sub.ID)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		s.answerDuplicate(w, r, sub, existing, false)
+	if !got.Created { // known already; Submit made sure its workflow runs
+		s.answerDuplicate(w, r, got)
 		return
 	}
 	s.metrics.accepted.Inc()
-	w.Header().Set("Location", statusURL(sub.ID))
-	writeJSON(w, http.StatusAccepted, accepted{ID: sub.ID, WorkflowID: run.GetID(), StatusURL: statusURL(sub.ID), Created: true})
+	w.Header().Set("Location", statusURL(got.ID))
+	writeJSON(w, http.StatusAccepted, accepted{ID: got.ID, WorkflowID: got.WorkflowID, StatusURL: statusURL(got.ID), Created: true})
 }
 
-// newSubmission checks a submission form and names the submission;
+// newSubmission reads a submission form and names the submission: by its
+// id field, by its Idempotency-Key, or (ID left empty) by the intake;
 // clientID reports that the client chose the name.
-func (s *server) newSubmission(r *http.Request, f *form) (sub workflows.NewSubmission, clientID bool, err error) {
-	sub = workflows.NewSubmission{Assignment: f.fields["assignment"], Student: f.fields["student"], ID: f.fields["id"]}
-	switch {
-	case sub.Assignment == "":
-		return sub, false, missingField("assignment")
-	case sub.Student == "":
-		return sub, false, missingField("student")
-	case !validStudent(sub.Student):
-		return sub, false, invalidField("student", "must be 1-128 printable characters without spaces")
-	}
+func (s *server) newSubmission(r *http.Request, f *form) (sub intake.Submission, clientID bool, err error) {
+	sub = intake.Submission{Assignment: f.fields["assignment"], Student: f.fields["student"], ID: f.fields["id"]}
 	_, hasID := f.fields["id"]
 	key := r.Header.Get(HeaderIdempotencyKey)
 	switch {
-	case hasID && !store.ValidID(sub.ID):
-		return sub, false, invalidField("id", "must be 1-128 characters of a-z, A-Z, 0-9, '-', '_' or '.', not starting with '.'")
+	case hasID && sub.ID == "":
+		return sub, false, invalidField("id", "must not be empty")
 	case hasID:
 	case key != "":
 		if len(key) > 255 {
 			return sub, false, errorf(http.StatusBadRequest, codeInvalidField, "%s is longer than 255 bytes", HeaderIdempotencyKey)
 		}
+		if sub.Student == "" {
+			return sub, false, missingField("student")
+		}
 		sub.ID = idempotentID(sub.Student, key)
-	default:
-		sub.ID = newSubmissionID(time.Now())
 	}
 	files, zipped := f.files["files"], f.files["zip"]
 	switch {
@@ -149,8 +137,6 @@ func (s *server) newSubmission(r *http.Request, f *form) (sub workflows.NewSubmi
 		if len(files) == 0 {
 			return sub, false, invalidField("zip", "the archive holds no files")
 		}
-	case len(files) == 0:
-		return sub, false, missingField("files")
 	}
 	sub.Files = files
 	return sub, hasID || key != "", nil
@@ -164,33 +150,11 @@ func idempotentID(student, key string) string {
 	return "k" + hex.EncodeToString(sum[:16])
 }
 
-// newSubmissionID returns a fresh ID that sorts by time.
-func newSubmissionID(now time.Time) string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return now.UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
-}
-
-// answerDuplicate answers a POST whose ID exists: with the existing
-// submission when it is the same student's for the same assignment, with
-// 409 otherwise. With ensureRun, its workflow is made sure to run (an
-// earlier request may have died between storing and starting it); a
-// workflow that ran is never started again, so nothing is graded twice.
-func (s *server) answerDuplicate(w http.ResponseWriter, r *http.Request, sub workflows.NewSubmission, existing store.Submission, ensureRun bool) {
-	if existing.Student != sub.Student || existing.Assignment != sub.Assignment {
-		s.fail(w, r, &apiError{Status: http.StatusConflict, Code: codeConflict, Field: "id",
-			Msg: fmt.Sprintf("submission %s exists for another student or assignment", sub.ID)})
-		return
-	}
-	if ensureRun {
-		in := workflows.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student}
-		if _, err := workflows.Start(r.Context(), s.temporal, in); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
+// answerDuplicate answers a POST whose ID exists with the existing
+// submission (the intake made sure its workflow runs).
+func (s *server) answerDuplicate(w http.ResponseWriter, r *http.Request, got intake.Submitted) {
 	s.metrics.duplicates.Inc()
-	view, err := s.view(r.Context(), existing)
+	view, err := s.view(r.Context(), got.Existing)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -222,7 +186,7 @@ func (s *server) limit(ctx context.Context, w http.ResponseWriter, student strin
 func (s *server) view(ctx context.Context, sub store.Submission) (submissionView, error) {
 	v := submissionView{Submission: sub, StatusURL: statusURL(sub.ID)}
 	switch sub.Stage {
-	case store.StageSubmitted, store.StageSanity, store.StageQueued:
+	case contract.StageSubmitted, contract.StageSanity, contract.StageQueued:
 	default:
 		return v, nil
 	}
@@ -234,7 +198,7 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 	// queue measurement's (at most the cache's age old), which spares each
 	// poll a count. In the queue, the count is exact and per request.
 	pos := q.Queued
-	if sub.Stage == store.StageQueued {
+	if sub.Stage == contract.StageQueued {
 		if pos, err = s.store.QueuePosition(ctx, sub); err != nil {
 			return v, err
 		}
@@ -243,10 +207,10 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 	// Those still in their sanity check but submitted earlier will queue
 	// ahead of it too: they count for the estimate, not the position.
 	ahead := pos
-	if sub.Stage != store.StageQueued {
+	if sub.Stage != contract.StageQueued {
 		ahead += q.preQueueAhead(sub.Times.Submitted)
 	}
-	if start, done, ok := q.estimate(ahead, sub.Stage != store.StageQueued); ok {
+	if start, done, ok := q.estimate(ahead, sub.Stage != contract.StageQueued); ok {
 		v.StartETASeconds, v.ETASeconds = &start, &done
 	}
 	return v, nil
@@ -355,7 +319,7 @@ func (s *server) cancelSubmission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done := errorf(http.StatusConflict, codeAlreadyDone, "submission %s is done already (%s)", sub.ID, sub.Status)
-	if sub.Stage == store.StageDone {
+	if sub.Stage == contract.StageDone {
 		s.fail(w, r, done)
 		return
 	}
@@ -381,62 +345,17 @@ func (s *server) cancelSubmission(w http.ResponseWriter, r *http.Request) {
 // regradeSubmission grades a submission's files again as a new submission
 // "<id>-r<N>", linked to the old one by regrade_of.
 func (s *server) regradeSubmission(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	old, err := s.store.Submission(ctx, mux.Vars(r)["id"])
+	got, err := s.intake.Regrade(r.Context(), mux.Vars(r)["id"])
+	if errors.Is(err, intake.ErrUnknownAssignment) {
+		err = &apiError{Status: http.StatusConflict, Code: codeUnknownAssign, Msg: err.Error()}
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.store.Assignment(ctx, old.Assignment); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = errorf(http.StatusConflict, codeUnknownAssign, "assignment %q no longer exists", old.Assignment)
-		}
-		s.fail(w, r, err)
-		return
-	}
-	files, err := s.store.SubmissionFiles(ctx, old.ID, s.cfg.MaxUpload)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if len(files) == 0 {
-		s.fail(w, r, errorf(http.StatusConflict, codeConflict, "submission %s has no stored files to regrade", old.ID))
-		return
-	}
-	n, err := s.store.NextRegrade(ctx, old.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	// Another regrade may take N between our read and our insert: then the
-	// next number is tried.
-	for range 8 {
-		id := fmt.Sprintf("%s-r%d", old.ID, n)
-		if !store.ValidID(id) {
-			s.fail(w, r, errorf(http.StatusConflict, codeConflict, "regrade ID %s would be too long", id))
-			return
-		}
-		run, created, err := workflows.Submit(ctx, s.temporal, s.store, workflows.NewSubmission{
-			ID: id, Assignment: old.Assignment, Student: old.Student, Files: files,
-		})
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if !created {
-			n++
-			continue
-		}
-		if err := s.store.SetRegradeOf(ctx, id, old.ID); err != nil {
-			// The regrade runs; only its link is missing. Not worth failing for.
-			s.log.Warn("link regrade", zap.String("request_id", requestInfoOf(ctx).id), zap.Error(err))
-		}
-		s.metrics.accepted.Inc()
-		w.Header().Set("Location", statusURL(id))
-		writeJSON(w, http.StatusAccepted, accepted{
-			ID: id, WorkflowID: run.GetID(), StatusURL: statusURL(id), Created: true, RegradeOf: old.ID,
-		})
-		return
-	}
-	s.fail(w, r, errorf(http.StatusConflict, codeConflict, "too many concurrent regrades of %s; retry", old.ID))
+	s.metrics.accepted.Inc()
+	w.Header().Set("Location", statusURL(got.ID))
+	writeJSON(w, http.StatusAccepted, accepted{
+		ID: got.ID, WorkflowID: got.WorkflowID, StatusURL: statusURL(got.ID), Created: true, RegradeOf: got.RegradeOf,
+	})
 }

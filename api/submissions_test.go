@@ -1,3 +1,5 @@
+//go:build stack
+
 package main
 
 import (
@@ -15,8 +17,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 func TestCreateSubmission(t *testing.T) {
@@ -30,7 +32,7 @@ func TestCreateSubmission(t *testing.T) {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 		m := r.json(t)
-		want := map[string]any{"id": id, "workflow_id": workflows.WorkflowID(id), "status_url": "/v1/submissions/" + id, "created": true}
+		want := map[string]any{"id": id, "workflow_id": contract.WorkflowID(id), "status_url": "/v1/submissions/" + id, "created": true}
 		for k, v := range want {
 			if m[k] != v {
 				t.Errorf("%s = %v, want %v", k, m[k], v)
@@ -44,7 +46,7 @@ func TestCreateSubmission(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sub.Student != "alice" || sub.Assignment != "wc" || sub.Stage != store.StageSubmitted {
+		if sub.Student != "alice" || sub.Assignment != "wc" || sub.Stage != contract.StageSubmitted {
 			t.Errorf("document %+v", sub)
 		}
 		files, err := e.store.SubmissionFiles(ctx, id, 1<<20)
@@ -54,11 +56,11 @@ func TestCreateSubmission(t *testing.T) {
 		if string(files["lib/reducer.py"]) != "print('reduce')\n" || string(files["mapper.py"]) != "print('map')\n" || len(files) != 2 {
 			t.Errorf("stored files %q", files)
 		}
-		desc, err := stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		desc, err := stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), "")
 		if err != nil {
 			t.Fatalf("workflow: %v", err)
 		}
-		if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != workflows.WorkflowName {
+		if got := desc.GetWorkflowExecutionInfo().GetType().GetName(); got != contract.WorkflowName {
 			t.Errorf("workflow type %q", got)
 		}
 	}
@@ -184,7 +186,7 @@ func TestIdempotency(t *testing.T) {
 		if first.status != http.StatusAccepted {
 			t.Fatalf("first: %d %s", first.status, first.body)
 		}
-		desc1, err := stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		desc1, err := stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,14 +198,14 @@ func TestIdempotency(t *testing.T) {
 		if m["created"] != false || m["id"] != id || m["stage"] != "submitted" || m["student"] != "alice" {
 			t.Errorf("second answer %s", second.body)
 		}
-		desc2, err := stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		desc2, err := stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r1, r2 := desc1.GetWorkflowExecutionInfo().GetExecution().GetRunId(), desc2.GetWorkflowExecutionInfo().GetExecution().GetRunId(); r1 != r2 {
 			t.Errorf("a second run was started: %s then %s", r1, r2)
 		}
-		if n := countRuns(t, workflows.WorkflowID(id)); n != 1 {
+		if n := countRuns(t, contract.WorkflowID(id)); n != 1 {
 			t.Errorf("%d runs of %s, want 1", n, id)
 		}
 	})
@@ -213,14 +215,14 @@ func TestIdempotency(t *testing.T) {
 		if r := e.post(portalToken, nil, submissionParts("wc", "alice", id)...); r.status != http.StatusAccepted {
 			t.Fatalf("first: %d %s", r.status, r.body)
 		}
-		if err := stack.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(id), "", "test"); err != nil {
+		if err := stack.temporal.TerminateWorkflow(ctx, contract.WorkflowID(id), "", "test"); err != nil {
 			t.Fatal(err)
 		}
 		r := e.post(portalToken, nil, submissionParts("wc", "alice", id)...)
 		if r.status != http.StatusOK || r.json(t)["created"] != false {
 			t.Fatalf("resubmit of a closed workflow: %d %s", r.status, r.body)
 		}
-		if n := countRuns(t, workflows.WorkflowID(id)); n != 1 {
+		if n := countRuns(t, contract.WorkflowID(id)); n != 1 {
 			t.Errorf("%d runs of %s, want 1", n, id)
 		}
 	})
@@ -237,14 +239,14 @@ func TestIdempotency(t *testing.T) {
 				env.seedAssignment("wc", "")
 			}
 			id := "crash-" + randHex(6)
-			if _, err := env.store.CreateSubmission(ctx, store.Submission{ID: id, Assignment: "wc", Student: "alice", WorkflowID: workflows.WorkflowID(id)}); err != nil {
+			if _, err := env.store.CreateSubmission(ctx, store.Submission{ID: id, Assignment: "wc", Student: "alice", WorkflowID: contract.WorkflowID(id)}); err != nil {
 				t.Fatal(err)
 			}
 			r := env.post(portalToken, nil, submissionParts("wc", "alice", id)...)
 			if r.status != http.StatusOK || r.json(t)["created"] != false {
 				t.Fatalf("limited=%v: retry: %d %s", limited, r.status, r.body)
 			}
-			if _, err := stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), ""); err != nil {
+			if _, err := stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), ""); err != nil {
 				t.Errorf("limited=%v: workflow not started by the retry: %v", limited, err)
 			}
 		}
@@ -257,7 +259,7 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("first: %d %s", first.status, first.body)
 		}
 		id := first.json(t)["id"].(string)
-		if !store.ValidID(id) || id != idempotentID("carol", key[HeaderIdempotencyKey]) {
+		if !contract.ValidID(id) || id != idempotentID("carol", key[HeaderIdempotencyKey]) {
 			t.Errorf("derived id %q", id)
 		}
 		second := e.post(portalToken, key, submissionParts("wc", "carol", "")...)
@@ -304,7 +306,7 @@ func TestIdempotency(t *testing.T) {
 		if got[http.StatusAccepted] != 1 || got[http.StatusOK] != 7 {
 			t.Errorf("answers %v, want one 202 and seven 200", got)
 		}
-		if n := countRuns(t, workflows.WorkflowID(id)); n != 1 {
+		if n := countRuns(t, contract.WorkflowID(id)); n != 1 {
 			t.Errorf("%d runs, want 1", n)
 		}
 	})
@@ -372,42 +374,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestTakeTokenShared(t *testing.T) {
-	// Two API replicas share the buckets: tokens handed out concurrently
-	// through two stores on one database never exceed the burst.
-	e := newEnv(t, nil, nil)
-	other, err := store.Open(stack.mongoURI, e.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = other.Close(context.Background()) }()
-	limit := store.RateLimit{PerMinute: 1, Burst: 5}
-	now := time.Now()
-	results := make(chan bool, 20)
-	for i := range 20 {
-		st := e.store
-		if i%2 == 1 {
-			st = other
-		}
-		go func() {
-			ok, _, err := st.TakeToken(context.Background(), "shared", limit, now)
-			if err != nil {
-				t.Error(err)
-			}
-			results <- ok
-		}()
-	}
-	granted := 0
-	for range 20 {
-		if <-results {
-			granted++
-		}
-	}
-	if granted != 5 {
-		t.Errorf("%d tokens granted, want the burst of 5", granted)
-	}
-}
-
 func TestGetSubmission(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.seedAssignment("wc", "")
@@ -434,9 +400,9 @@ func TestGetSubmission(t *testing.T) {
 	wantError(t, e.get(portalToken, "/v1/submissions/nope-"+randHex(3)), http.StatusNotFound, codeNotFound, "")
 
 	// Done: no position.
-	if err := e.store.Record(context.Background(), id, store.Submission{}, store.Final{
-		Status: store.StatusGraded, Outcome: store.OutcomePassed, Score: 100, MaxScore: 100,
-		Tests: []store.TestResult{{Name: "t1", Passed: true, Score: 100, MaxScore: 100}},
+	if err := e.store.Record(context.Background(), id, store.Submission{}, contract.Grade{
+		Status: contract.StatusGraded, Outcome: contract.OutcomePassed, Score: 100, MaxScore: 100,
+		Tests: []contract.TestResult{{Name: "t1", Passed: true, Score: 100, MaxScore: 100}},
 	}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +493,7 @@ func TestCancelSubmission(t *testing.T) {
 		if r.status != http.StatusAccepted || r.json(t)["status"] != "cancel_requested" {
 			t.Fatalf("cancel: %d %s", r.status, r.body)
 		}
-		if !cancelRequested(t, workflows.WorkflowID(id)) {
+		if !cancelRequested(t, contract.WorkflowID(id)) {
 			t.Errorf("no cancel request in the history of %s", id)
 		}
 	}
@@ -537,7 +503,7 @@ func TestCancelSubmission(t *testing.T) {
 		if r := e.post(portalToken, nil, submissionParts("wc", "alice", id)...); r.status != http.StatusAccepted {
 			t.Fatalf("post: %d %s", r.status, r.body)
 		}
-		if err := e.store.Record(ctx, id, store.Submission{}, store.Final{Status: store.StatusGraded, Outcome: store.OutcomeWrongAnswer}, time.Now()); err != nil {
+		if err := e.store.Record(ctx, id, store.Submission{}, contract.Grade{Status: contract.StatusGraded, Outcome: contract.OutcomeWrongAnswer}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		wantError(t, cancel(portalToken, id), http.StatusConflict, codeAlreadyDone, "")
@@ -547,14 +513,14 @@ func TestCancelSubmission(t *testing.T) {
 		if r := e.post(portalToken, nil, submissionParts("wc", "alice", id)...); r.status != http.StatusAccepted {
 			t.Fatalf("post: %d %s", r.status, r.body)
 		}
-		if err := stack.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(id), "", "test"); err != nil {
+		if err := stack.temporal.TerminateWorkflow(ctx, contract.WorkflowID(id), "", "test"); err != nil {
 			t.Fatal(err)
 		}
 		wantError(t, cancel(portalToken, id), http.StatusConflict, codeAlreadyDone, "")
 	})
 	t.Run("no workflow", func(t *testing.T) {
 		id := "cxn-" + randHex(6)
-		if _, err := e.store.CreateSubmission(ctx, store.Submission{ID: id, Assignment: "wc", Student: "a", WorkflowID: workflows.WorkflowID(id)}); err != nil {
+		if _, err := e.store.CreateSubmission(ctx, store.Submission{ID: id, Assignment: "wc", Student: "a", WorkflowID: contract.WorkflowID(id)}); err != nil {
 			t.Fatal(err)
 		}
 		wantError(t, cancel(portalToken, id), http.StatusNotFound, codeNotFound, "")
@@ -602,7 +568,7 @@ func TestRegrade(t *testing.T) {
 		}
 		id := fmt.Sprintf("%s-r%d", old, n)
 		m := r.json(t)
-		if m["id"] != id || m["regrade_of"] != old || m["created"] != true || m["workflow_id"] != workflows.WorkflowID(id) {
+		if m["id"] != id || m["regrade_of"] != old || m["created"] != true || m["workflow_id"] != contract.WorkflowID(id) {
 			t.Errorf("regrade %d answer %s", n, r.body)
 		}
 		sub, err := e.store.Submission(ctx, id)
@@ -619,7 +585,7 @@ func TestRegrade(t *testing.T) {
 		if fmt.Sprint(files) != fmt.Sprint(oldFiles) {
 			t.Errorf("regrade files %q, want %q", files, oldFiles)
 		}
-		if _, err := stack.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), ""); err != nil {
+		if _, err := stack.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), ""); err != nil {
 			t.Errorf("regrade workflow: %v", err)
 		}
 		if g := e.get(portalToken, "/v1/submissions/"+id).json(t); g["regrade_of"] != old {

@@ -11,9 +11,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"unicode"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // Upload limits besides the configured byte caps.
@@ -86,7 +85,7 @@ func readForm(w http.ResponseWriter, r *http.Request, spec formSpec) (*form, err
 					return nil, invalidField(name, "only one %s part is allowed", name)
 				}
 				fileName = name
-			} else if !store.ValidRelPath(fileName) {
+			} else if !contract.ValidRelPath(fileName) {
 				return nil, &apiError{Status: http.StatusBadRequest, Code: codeUnsafePath, Field: name,
 					Msg: fmt.Sprintf("file name %q must be a relative path without '..', '.', empty or absolute parts", fileName)}
 			}
@@ -181,7 +180,7 @@ func unzip(data []byte, maxBytes int64) (map[string][]byte, error) {
 		case !mode.IsDir() && !mode.IsRegular():
 			return nil, &apiError{Status: http.StatusBadRequest, Code: codeUnsafePath, Field: "zip",
 				Msg: fmt.Sprintf("zip entry %q is a special file; only regular files are accepted", zf.Name)}
-		case !store.ValidRelPath(name):
+		case !contract.ValidRelPath(name):
 			return nil, &apiError{Status: http.StatusBadRequest, Code: codeUnsafePath, Field: "zip",
 				Msg: fmt.Sprintf("zip entry %q must be a relative path without '..', '.', empty or absolute parts", zf.Name)}
 		}
@@ -224,18 +223,4 @@ func readZipEntry(zf *zip.File, limit int64) ([]byte, error) {
 		return nil, invalidField("zip", "entry %q: %v", zf.Name, err)
 	}
 	return content, nil
-}
-
-// validStudent reports whether s is usable as a student ID: 1 to 128
-// printable characters, no spaces.
-func validStudent(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
 }

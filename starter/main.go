@@ -4,6 +4,7 @@
 //
 //	starter assignment DIR                      load DIR/assignment.json, DIR/input/, DIR/expected/
 //	starter submit -assignment A -student S [-id ID] [-wait] DIR
+//	starter regrade ID                          grade a submission's files again as ID-r<N>
 //	starter status ID
 //	starter examples [-expect FILE] DIR         load the assignment in DIR and grade DIR/submissions/*
 package main
@@ -19,28 +20,32 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gradeflow/gradeflow/config"
 )
 
 // Config is the starter's connection configuration, read once from env and flags.
 type Config struct {
-	TemporalAddress   string
-	TemporalNamespace string
-	MongoURI          string
-	MongoDB           string
-	Timeout           time.Duration
+	Temporal config.Temporal
+	Mongo    config.Mongo
+	Timeout  time.Duration // how long -wait and examples wait for grades
 }
 
 const usage = `usage:
   starter [flags] assignment DIR
   starter [flags] submit -assignment A -student S [-id ID] [-wait] DIR
+  starter [flags] regrade ID
   starter [flags] status ID
   starter [flags] examples [-expect FILE] [-student S] DIR
 flags:`
 
 func main() {
-	cfg, args, err := loadConfig(os.Args[1:])
+	cfg, args, err := loadConfig(os.Args[1:], os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "starter:", err)
 		os.Exit(2)
 	}
 	zc := zap.NewDevelopmentConfig()
@@ -51,8 +56,8 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = run(ctx, cfg, args, log)
+	stop()
 	_ = log.Sync()
 	var ue usageError
 	switch {
@@ -65,33 +70,28 @@ func main() {
 	}
 }
 
-func loadConfig(args []string) (Config, []string, error) {
-	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
+// loadConfig reads the connection settings from args and the environment
+// and returns the command and its arguments.
+func loadConfig(args []string, lookup func(string) (string, bool)) (Config, []string, error) {
 	var cfg Config
-	fs.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
-	fs.StringVar(&cfg.TemporalNamespace, "namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
-	fs.StringVar(&cfg.MongoURI, "mongo", env("MONGODB_URI", "mongodb://127.0.0.1:27017"), "MongoDB URI (MONGODB_URI)")
-	fs.StringVar(&cfg.MongoDB, "db", env("GRADEFLOW_DB", "gradeflow"), "MongoDB database (GRADEFLOW_DB)")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up waiting for grades after this long")
-	if err := fs.Parse(args); err != nil {
+	l := config.New("starter", lookup)
+	fs := l.FlagSet()
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
+	l.Temporal(&cfg.Temporal)
+	l.Mongo(&cfg.Mongo)
+	l.Duration(&cfg.Timeout, "timeout", "GRADEFLOW_STARTER_TIMEOUT", 10*time.Minute, "give up waiting for grades after this long")
+	rest, err := l.Parse(args)
+	if err != nil {
 		return Config{}, nil, err
 	}
-	if fs.NArg() == 0 {
+	if len(rest) == 0 {
 		fs.Usage()
-		return Config{}, nil, errors.New("starter: a command is required")
+		return Config{}, nil, usageError{"a command is required"}
 	}
-	return cfg, fs.Args(), nil
+	return cfg, rest, nil
 }
 
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
-
-func env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
-}

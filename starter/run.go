@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,25 +15,26 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/temporalclient"
 )
 
 func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error {
-	st, err := store.Open(cfg.MongoURI, cfg.MongoDB)
+	st, err := store.Open(cfg.Mongo.URI, cfg.Mongo.DB)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = st.Close(context.Background()) }()
-	tc, err := workflows.Dial(ctx, workflows.ClientConfig{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace}, log)
+	tc, err := temporalclient.Dial(ctx, temporalclient.Config{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace}, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	s := &starter{store: st, temporal: tc, out: os.Stdout, timeout: cfg.Timeout}
+	s := &starter{store: st, intake: intake.New(st, tc, intake.Options{Log: log}), out: os.Stdout, timeout: cfg.Timeout}
 
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -51,6 +50,16 @@ func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error 
 		return nil
 	case "submit":
 		return s.submitCmd(ctx, rest)
+	case "regrade":
+		if len(rest) != 1 {
+			return usageError{"regrade takes one submission ID"}
+		}
+		got, err := s.intake.Regrade(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "regrading %s as %s (workflow %s)\n", got.RegradeOf, got.ID, got.WorkflowID)
+		return nil
 	case "status":
 		if len(rest) != 1 {
 			return usageError{"status takes one submission ID"}
@@ -71,46 +80,35 @@ func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error 
 
 // starter carries the clients of one command.
 type starter struct {
-	store    *store.Store
-	temporal client.Client
-	out      io.Writer
-	timeout  time.Duration
+	store   *store.Store
+	intake  *intake.Service
+	out     io.Writer
+	timeout time.Duration
 }
 
 // putAssignment loads dir/assignment.json, dir/input/ and dir/expected/.
-func (s *starter) putAssignment(ctx context.Context, dir string) (store.Assignment, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "assignment.json"))
+func (s *starter) putAssignment(ctx context.Context, dir string) (contract.Assignment, error) {
+	path := filepath.Join(dir, "assignment.json")
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		return store.Assignment{}, fmt.Errorf("read assignment: %w", err)
+		return contract.Assignment{}, fmt.Errorf("read assignment: %w", err)
 	}
-	var a store.Assignment
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return store.Assignment{}, fmt.Errorf("parse %s: %w", filepath.Join(dir, "assignment.json"), err)
+	a, err := intake.DecodeAssignment(raw, "")
+	if err != nil {
+		return contract.Assignment{}, fmt.Errorf("%s: %w", path, err)
 	}
-	a.Defaults()
-	if err := a.Validate(); err != nil {
-		return store.Assignment{}, fmt.Errorf("assignment.json: %w", err)
+	up := intake.AssignmentUpload{Config: a}
+	if up.Input, err = readDir(filepath.Join(dir, "input")); err != nil {
+		return contract.Assignment{}, err
 	}
-	for sub, prefix := range map[string]string{"input": store.InputPrefix(a.Name), "expected": store.ExpectedPrefix(a.Name)} {
-		files, err := readDir(filepath.Join(dir, sub))
-		if err != nil {
-			return store.Assignment{}, err
-		}
-		if err := s.store.DeletePrefix(ctx, prefix); err != nil {
-			return store.Assignment{}, err
-		}
-		for name, data := range files {
-			if err := s.store.PutFile(ctx, prefix+name, data); err != nil {
-				return store.Assignment{}, err
-			}
-		}
+	if up.Expected, err = readDir(filepath.Join(dir, "expected")); err != nil {
+		return contract.Assignment{}, err
 	}
-	if err := s.store.PutAssignment(ctx, a); err != nil {
-		return store.Assignment{}, err
+	stored, _, err := s.intake.PutAssignment(ctx, up)
+	if err != nil {
+		return contract.Assignment{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	return s.store.Assignment(ctx, a.Name)
+	return stored, nil
 }
 
 func (s *starter) submitCmd(ctx context.Context, args []string) error {
@@ -125,50 +123,45 @@ func (s *starter) submitCmd(ctx context.Context, args []string) error {
 	if *assignment == "" || *student == "" || fset.NArg() != 1 {
 		return usageError{"submit needs -assignment, -student and one directory"}
 	}
-	if *id == "" {
-		*id = newID()
-	}
 	files, err := readDir(fset.Arg(0))
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	run, created, err := workflows.Submit(ctx, s.temporal, s.store, workflows.NewSubmission{
-		ID: *id, Assignment: *assignment, Student: *student, Files: files,
-	})
+	got, err := s.intake.Submit(ctx, intake.Submission{ID: *id, Assignment: *assignment, Student: *student, Files: files})
 	if err != nil {
 		return err
 	}
-	if !created {
-		fmt.Fprintf(s.out, "submission %s exists already; not graded again\n", *id)
+	if !got.Created {
+		fmt.Fprintf(s.out, "submission %s exists already; not graded again\n", got.ID)
 	} else {
-		fmt.Fprintf(s.out, "submitted %s (workflow %s)\n", *id, run.GetID())
+		fmt.Fprintf(s.out, "submitted %s (workflow %s)\n", got.ID, got.WorkflowID)
 	}
 	if !*wait {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var res workflows.Result
-	if err := run.Get(ctx, &res); err != nil {
-		return fmt.Errorf("grading %s: %w", *id, err)
+	var res contract.Result
+	if err := got.Run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("grading %s: %w", got.ID, err)
 	}
-	fmt.Fprintf(s.out, "%s: %s %s score %g/%g in %.1fs\n%s\n", *id, res.Status, res.Outcome, res.Score, res.MaxScore,
+	fmt.Fprintf(s.out, "%s: %s %s score %g/%g in %.1fs\n%s\n", got.ID, res.Status, res.Outcome, res.Score, res.MaxScore,
 		time.Since(start).Seconds(), res.Feedback)
 	return nil
 }
 
 // expectation is an example's documented outcome, from outcomes.json.
 type expectation struct {
-	Outcome store.Outcome `json:"outcome"`
-	Score   *float64      `json:"score,omitempty"`
+	Outcome contract.Outcome `json:"outcome"`
+	Score   *float64         `json:"score,omitempty"`
 }
 
 // row is one line of the examples table.
 type row struct {
 	name    string
 	id      string
-	res     workflows.Result
+	res     contract.Result
 	err     error
 	seconds float64
 	want    expectation
@@ -205,7 +198,7 @@ func (s *starter) examplesCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read submissions: %w", err)
 	}
-	batch := newID()
+	batch := intake.NewID(time.Now())
 	var rows []*row
 	for _, e := range entries {
 		if e.IsDir() {
@@ -234,11 +227,9 @@ func (s *starter) grade(ctx context.Context, assignment, student, dir string, r 
 		return
 	}
 	start := time.Now()
-	run, _, err := workflows.Submit(ctx, s.temporal, s.store, workflows.NewSubmission{
-		ID: r.id, Assignment: assignment, Student: student, Files: files,
-	})
+	got, err := s.intake.Submit(ctx, intake.Submission{ID: r.id, Assignment: assignment, Student: student, Files: files})
 	if err == nil {
-		err = run.Get(ctx, &r.res)
+		err = got.Run.Get(ctx, &r.res)
 	}
 	r.err, r.seconds = err, time.Since(start).Seconds()
 	r.ok = err == nil && r.res.Outcome == r.want.Outcome && (r.want.Score == nil || *r.want.Score == r.res.Score)
@@ -251,7 +242,7 @@ func printTable(out io.Writer, rows []*row) error {
 	for _, r := range rows {
 		outcome := string(r.res.Outcome)
 		if r.err != nil {
-			outcome = "error: " + firstLine(r.err.Error())
+			outcome, _, _ = strings.Cut("error: "+r.err.Error(), "\n")
 		}
 		mark := "ok"
 		if !r.ok {
@@ -298,17 +289,4 @@ func readDir(dir string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
 	return files, nil
-}
-
-func newID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return time.Now().UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

@@ -14,6 +14,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // smallFile is the size up to which a file is read into memory whole.
@@ -130,7 +132,7 @@ func (s *Store) FetchDir(ctx context.Context, prefix, dir string, max int64) ([]
 func (s *Store) FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error {
 	var total int64
 	for _, rel := range rels {
-		if !ValidRelPath(rel) {
+		if !contract.ValidRelPath(rel) {
 			return fmt.Errorf("file %s%s: unsafe path", prefix, rel)
 		}
 		n, err := s.fetchOne(ctx, prefix+rel, filepath.Join(dir, filepath.FromSlash(rel)), max-total)

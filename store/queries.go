@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // SubmissionFilter selects submissions by owner. Empty fields match all.
@@ -61,10 +63,10 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter, after P
 // submission that has not reached the queue yet has every queued one ahead
 // of it; one past the queue has none.
 func (s *Store) QueuePosition(ctx context.Context, sub Submission) (int64, error) {
-	filter := bson.D{{Key: "stage", Value: StageQueued}}
+	filter := bson.D{{Key: "stage", Value: contract.StageQueued}}
 	switch sub.Stage {
-	case StageSubmitted, StageSanity:
-	case StageQueued:
+	case contract.StageSubmitted, contract.StageSanity:
+	case contract.StageQueued:
 		if sub.Times.Queued != nil {
 			filter = append(filter, bson.E{Key: "times.queued", Value: bson.D{{Key: "$lt", Value: *sub.Times.Queued}}})
 		}
@@ -79,7 +81,7 @@ func (s *Store) QueuePosition(ctx context.Context, sub Submission) (int64, error
 }
 
 // CountStage counts the submissions currently in stage.
-func (s *Store) CountStage(ctx context.Context, stage Stage) (int64, error) {
+func (s *Store) CountStage(ctx context.Context, stage contract.Stage) (int64, error) {
 	n, err := s.submissions.CountDocuments(ctx, bson.D{{Key: "stage", Value: stage}})
 	if err != nil {
 		return 0, fmt.Errorf("count stage %s: %w", stage, err)
@@ -231,33 +233,37 @@ func (s *Store) SubmissionFiles(ctx context.Context, id string, max int64) (map[
 }
 
 // Assignments returns every assignment, by name.
-func (s *Store) Assignments(ctx context.Context) ([]Assignment, error) {
+func (s *Store) Assignments(ctx context.Context) ([]contract.Assignment, error) {
 	cur, err := s.assignments.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list assignments: %w", err)
 	}
-	as := []Assignment{}
-	if err := cur.All(ctx, &as); err != nil {
+	var docs []assignmentDoc
+	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("list assignments: %w", err)
+	}
+	as := make([]contract.Assignment, 0, len(docs))
+	for _, d := range docs {
+		as = append(as, d.assignment())
 	}
 	return as, nil
 }
 
 // RunningStarts returns when each submission now running started running.
 func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
-	return s.stageTimes(ctx, []Stage{StageRunning}, "execute_started", func(t Times) *time.Time { return t.ExecuteStarted })
+	return s.stageTimes(ctx, []contract.Stage{contract.StageRunning}, "execute_started", func(t Times) *time.Time { return t.ExecuteStarted })
 }
 
 // PreQueueSubmitted returns when each submission not yet through its
 // sanity check (stages submitted and sanity) was submitted: those submitted
 // earlier will queue ahead of a later one.
 func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
-	return s.stageTimes(ctx, []Stage{StageSubmitted, StageSanity}, "submitted", func(t Times) *time.Time { return t.Submitted })
+	return s.stageTimes(ctx, []contract.Stage{contract.StageSubmitted, contract.StageSanity}, "submitted", func(t Times) *time.Time { return t.Submitted })
 }
 
 // stageTimes returns one recorded time (field, read by get) of every
 // submission in one of stages.
-func (s *Store) stageTimes(ctx context.Context, stages []Stage, field string, get func(Times) *time.Time) ([]time.Time, error) {
+func (s *Store) stageTimes(ctx context.Context, stages []contract.Stage, field string, get func(Times) *time.Time) ([]time.Time, error) {
 	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: bson.D{{Key: "$in", Value: stages}}}},
 		options.Find().SetProjection(bson.D{{Key: "times." + field, Value: 1}}))
 	if err != nil {

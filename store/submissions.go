@@ -9,14 +9,16 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // CreateSubmission inserts a new submission in stage submitted. It reports
 // created=false, and no error, when a submission with that ID exists already.
 func (s *Store) CreateSubmission(ctx context.Context, sub Submission) (created bool, err error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	sub.Stage = StageSubmitted
-	sub.Status = StatusPending
+	sub.Stage = contract.StageSubmitted
+	sub.Status = contract.StatusPending
 	sub.Times = Times{Submitted: &now}
 	sub.UpdatedAt = now
 	if _, err := s.submissions.InsertOne(ctx, sub); err != nil {
@@ -42,14 +44,22 @@ func (s *Store) Submission(ctx context.Context, id string) (Submission, error) {
 }
 
 // stageTime maps a stage to the Times field that records its first arrival.
-var stageTime = map[Stage]string{
-	StageSanity:  "times.sanity_started",
-	StageQueued:  "times.queued",
-	StageRunning: "times.execute_started",
+var stageTime = map[contract.Stage]string{
+	contract.StageSanity:  "times.sanity_started",
+	contract.StageQueued:  "times.queued",
+	contract.StageRunning: "times.execute_started",
 }
 
-// MarkStage moves a submission to stage, as seen by attempt number attempt
-// of the activity named activity. It is idempotent: the first arrival time
+// Mark is a submission's arrival at a stage.
+type Mark struct {
+	Stage    contract.Stage
+	Activity string // the step's short name ("sanity", "execute"), to count its attempts; "" for none
+	Attempt  int    // the step's attempt number; 0 for none
+	At       time.Time
+}
+
+// MarkStage moves a submission to m.Stage, as seen by attempt m.Attempt of
+// the step m.Activity. It is idempotent: the first arrival time
 // and the highest attempt win, and a submission that is already done is
 // never moved back (by a zombie attempt of an earlier step, say).
 //
@@ -59,14 +69,15 @@ var stageTime = map[Stage]string{
 // submissions accumulated. The check and the write are not atomic; only an
 // earlier step's zombie attempt racing the record step's write within
 // milliseconds could slip through, and it would only move the stage.
-func (s *Store) MarkStage(ctx context.Context, id string, stage Stage, activity string, attempt int, at time.Time) error {
-	at = at.UTC().Truncate(time.Millisecond)
+func (s *Store) MarkStage(ctx context.Context, id string, m Mark) error {
+	stage, activity, attempt := m.Stage, m.Activity, m.Attempt
+	at := m.At.UTC().Truncate(time.Millisecond)
 	var cur struct {
-		Stage Stage `bson:"stage"`
+		Stage contract.Stage `bson:"stage"`
 	}
 	err := s.submissions.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
 		options.FindOne().SetProjection(bson.D{{Key: "stage", Value: 1}})).Decode(&cur)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && cur.Stage == StageDone) {
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && cur.Stage == contract.StageDone) {
 		return nil
 	}
 	if err != nil {
@@ -96,20 +107,21 @@ func (s *Store) MarkExecuteEnded(ctx context.Context, id string, at time.Time) e
 	return nil
 }
 
-// Record writes a submission's final state. Writing the same Final twice
+// Record writes a submission's final grade; owner gives the fields of a
+// document that did not exist. Writing the same grade twice
 // leaves the same document, so a retried record step is harmless. The
 // document is upserted: a submission started without the API (by staff in
 // the Temporal UI, say) still gets a record.
-func (s *Store) Record(ctx context.Context, id string, sub Submission, f Final, at time.Time) error {
+func (s *Store) Record(ctx context.Context, id string, owner Submission, f contract.Grade, at time.Time) error {
 	at = at.UTC().Truncate(time.Millisecond)
 	set := bson.D{
-		{Key: "stage", Value: StageDone},
+		{Key: "stage", Value: contract.StageDone},
 		{Key: "status", Value: f.Status},
 		{Key: "outcome", Value: f.Outcome},
 		{Key: "score", Value: f.Score},
 		{Key: "max_score", Value: f.MaxScore},
 		{Key: "feedback", Value: f.Feedback},
-		{Key: "tests", Value: f.Tests},
+		{Key: "tests", Value: testResults(f.Tests)},
 		{Key: "run_seconds", Value: f.RunSeconds},
 		{Key: "error_detail", Value: f.ErrorDetail},
 		{Key: "updated_at", Value: at},
@@ -118,10 +130,10 @@ func (s *Store) Record(ctx context.Context, id string, sub Submission, f Final, 
 		{Key: "$set", Value: set},
 		{Key: "$min", Value: bson.D{{Key: "times.completed", Value: at}}},
 		{Key: "$setOnInsert", Value: bson.D{
-			{Key: "assignment", Value: sub.Assignment},
-			{Key: "student", Value: sub.Student},
-			{Key: "workflow_id", Value: sub.WorkflowID},
-			{Key: "files", Value: sub.Files},
+			{Key: "assignment", Value: owner.Assignment},
+			{Key: "student", Value: owner.Student},
+			{Key: "workflow_id", Value: owner.WorkflowID},
+			{Key: "files", Value: owner.Files},
 			{Key: "times.submitted", Value: at},
 		}},
 	}

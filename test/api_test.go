@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -29,7 +32,7 @@ var (
 )
 
 func startAPI(ctx context.Context) (*proc, error) {
-	p, err := stk.start("api", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
+	p, err := stk.Start("api", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
 		"GRADEFLOW_API_ADDR="+apiAddr,
 		"GRADEFLOW_PORTAL_TOKENS="+portalToken,
 		"GRADEFLOW_STAFF_TOKENS="+staffToken,
@@ -48,12 +51,12 @@ func startAPI(ctx context.Context) (*proc, error) {
 				return p, nil
 			}
 		}
-		if p.exited() {
+		if p.Exited() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("API did not become ready (log %s)", p.logPath)
+	return nil, fmt.Errorf("API did not become ready (log %s)", p.LogPath)
 }
 
 // api returns the address of the shared API process, starting it once.
@@ -142,9 +145,9 @@ func TestAPIGradesSubmission(t *testing.T) {
 		if sub.Position != nil && sub.ETASeconds != nil {
 			sawWaiting = true
 		}
-		return sub.Stage == store.StageDone, nil
+		return sub.Stage == contract.StageDone, nil
 	})
-	if sub.Outcome != store.OutcomePassed || sub.Score != 100 || sub.MaxScore != 100 {
+	if sub.Outcome != contract.OutcomePassed || sub.Score != 100 || sub.MaxScore != 100 {
 		t.Fatalf("graded %s %g/%g", sub.Outcome, sub.Score, sub.MaxScore)
 	}
 	if sub.Times.ExecuteStarted == nil || sub.Times.Completed == nil {
@@ -192,7 +195,7 @@ func TestChaosAPIRestart(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Duration(n) * 150 * time.Millisecond / 3)
-	apiProc.terminate(20 * time.Second)
+	apiProc.Terminate(20 * time.Second)
 	p, err := startAPI(ctx)
 	if err != nil {
 		t.Fatal(err)

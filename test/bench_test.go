@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -8,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // The benchmarks measure the real stack. Run them with `make bench`; each
@@ -44,7 +47,7 @@ func bareRun(b *testing.B, ctx context.Context, subDir, inputDir string) time.Du
 // bareJobSpec is the streaming job container of a submission, with the
 // sandbox and limits the execute activity gives it, for running it
 // directly through the Docker SDK.
-func bareJobSpec(cfg store.Assignment, subDir, inputDir string) sandbox.Spec {
+func bareJobSpec(cfg contract.Assignment, subDir, inputDir string) sandbox.Spec {
 	return sandbox.Spec{
 		Name:        "gradeflow-bench-" + randHex(4),
 		Image:       stk.image,
@@ -65,7 +68,7 @@ func bareSanitySpec(job sandbox.Spec) sandbox.Spec {
 	return s
 }
 
-func loadAssignment(b testing.TB) store.Assignment {
+func loadAssignment(b testing.TB) contract.Assignment {
 	a, err := stk.store.Assignment(context.Background(), "wordcount")
 	if err != nil {
 		b.Fatal(err)
@@ -90,7 +93,7 @@ func BenchmarkP1OrchestrationOverhead(b *testing.B) {
 		start := time.Now()
 		res := submit(b, ctx, id, subDir)
 		total := time.Since(start)
-		if res.Outcome != store.OutcomePassed {
+		if res.Outcome != contract.OutcomePassed {
 			b.Fatalf("%s: %s", id, res.Outcome)
 		}
 		bt := bareRun(b, ctx, subDir, inputDir)
@@ -118,13 +121,13 @@ func BenchmarkP2Throughput(b *testing.B) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
 	// Serve execute with exactly `slots` slots for this benchmark.
-	executeWorker.terminate(30 * time.Second)
+	executeWorker.Terminate(30 * time.Second)
 	w, err := stk.startWorker(ctx, "worker-execute-p2", "execute", fmt.Sprintf("GRADEFLOW_EXECUTE_SLOTS=%d", slots))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() {
-		w.terminate(30 * time.Second)
+		w.Terminate(30 * time.Second)
 		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
 			b.Fatal(err)
 		}
@@ -144,12 +147,12 @@ func BenchmarkP2Throughput(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				id := fmt.Sprintf("p2-%s-%d", batch, i)
-				run, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+				got, err := stk.intake().Submit(ctx, intake.Submission{
 					ID: id, Assignment: "wordcount", Student: "bench", Files: readFiles(b, subDir)})
 				if err == nil {
-					var res workflows.Result
-					err = run.Get(ctx, &res)
-					if err == nil && res.Outcome != store.OutcomePassed {
+					var res contract.Result
+					err = got.Run.Get(ctx, &res)
+					if err == nil && res.Outcome != contract.OutcomePassed {
 						err = fmt.Errorf("%s: %s", id, res.Outcome)
 					}
 				}
@@ -200,7 +203,7 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 	ctx := context.Background()
 	executeMu.Lock()
 	defer executeMu.Unlock()
-	executeWorker.terminate(30 * time.Second)
+	executeWorker.Terminate(30 * time.Second)
 	defer func() {
 		var err error
 		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
@@ -215,25 +218,25 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 			Get(context.Context, any) error
 		}
 		for i := 0; i < 3; i++ {
-			run, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+			got, err := stk.intake().Submit(ctx, intake.Submission{
 				ID: fmt.Sprintf("p4-%s-%d", batch, i), Assignment: "wordcount", Student: "bench", Files: readFiles(b, subDir)})
 			if err != nil {
 				b.Fatal(err)
 			}
-			runs = append(runs, run)
+			runs = append(runs, got.Run)
 		}
 		// Wait until the backlog is queued for execution.
 		waitFor(b, time.Minute, "backlog queued", func() (bool, error) {
 			for i := 0; i < 3; i++ {
 				sub, err := stk.store.Submission(ctx, fmt.Sprintf("p4-%s-%d", batch, i))
-				if err != nil || sub.Stage != store.StageQueued {
+				if err != nil || sub.Stage != contract.StageQueued {
 					return false, err
 				}
 			}
 			return true, nil
 		})
 		started := time.Now()
-		w, err := stk.start("worker-p4", filepath.Join(stk.bin, "gradeflow-worker"), append(stk.env(), "GRADEFLOW_QUEUES=execute"))
+		w, err := stk.Start("worker-p4", filepath.Join(stk.bin, "gradeflow-worker"), append(stk.env(), "GRADEFLOW_QUEUES=execute"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -250,12 +253,12 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 		})
 		firsts = append(firsts, ms(first.Sub(started)))
 		for _, r := range runs {
-			var res workflows.Result
+			var res contract.Result
 			if err := r.Get(ctx, &res); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w.terminate(30 * time.Second)
+		w.Terminate(30 * time.Second)
 	}
 	b.ReportMetric(median(firsts), "start_to_first_task_ms")
 }

@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -11,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
 )
 
 // Fault tests. `make test` runs them with small counts; `make chaos` runs
@@ -29,7 +31,7 @@ func envInt(key string, def int) int {
 // an error: submitting is idempotent by ID, so a retry never grades twice.
 func submitRetrying(ctx context.Context, id, dir string, files map[string][]byte) error {
 	for {
-		_, _, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+		_, err := stk.intake().Submit(ctx, intake.Submission{
 			ID: id, Assignment: "wordcount", Student: "chaos", Files: files,
 		})
 		if err == nil {
@@ -44,10 +46,10 @@ func submitRetrying(ctx context.Context, id, dir string, files map[string][]byte
 }
 
 // awaitResult waits for a submission's result, riding out server restarts.
-func awaitResult(ctx context.Context, id string) (workflows.Result, error) {
+func awaitResult(ctx context.Context, id string) (contract.Result, error) {
 	for {
-		var res workflows.Result
-		err := stk.temporal.GetWorkflow(ctx, workflows.WorkflowID(id), "").Get(ctx, &res)
+		var res contract.Result
+		err := stk.temporal.GetWorkflow(ctx, contract.WorkflowID(id), "").Get(ctx, &res)
 		if err == nil {
 			return res, nil
 		}
@@ -74,7 +76,7 @@ func checkGradedOnce(t *testing.T, ctx context.Context, ids []string) {
 				t.Error(err)
 				return
 			}
-			if res.Status != store.StatusGraded || res.Outcome != store.OutcomePassed {
+			if res.Status != contract.StatusGraded || res.Outcome != contract.OutcomePassed {
 				t.Errorf("%s: %s/%s, want graded/passed: %s", id, res.Status, res.Outcome, res.Feedback)
 			}
 		}()
@@ -91,7 +93,7 @@ func checkGradedOnce(t *testing.T, ctx context.Context, ids []string) {
 		}
 		waitFor(t, time.Minute, "read model of "+id+" to catch up", func() (bool, error) {
 			sub, err := stk.store.Submission(ctx, id)
-			return err == nil && sub.Stage == store.StageDone && sub.Outcome == store.OutcomePassed, err
+			return err == nil && sub.Stage == contract.StageDone && sub.Outcome == contract.OutcomePassed, err
 		})
 	}
 	waitFor(t, time.Minute, "no containers left", func() (bool, error) {
@@ -125,7 +127,7 @@ func TestChaosExecuteWorkerKills(t *testing.T) {
 	}
 	for k := 0; k < kills; k++ {
 		stk.waitRunning(t, ctx, ids...)
-		executeWorker.kill()
+		executeWorker.Kill()
 		w, err := stk.startWorker(ctx, fmt.Sprintf("worker-execute-chaos-%d", k), "execute")
 		if err != nil {
 			t.Fatal(err)
@@ -190,7 +192,7 @@ func TestChaosMongoOutage(t *testing.T) {
 	}
 	waitFor(t, 2*time.Minute, "grading under way", func() (bool, error) {
 		sub, err := stk.store.Submission(ctx, ids[0])
-		return err == nil && sub.Stage != store.StageSubmitted && sub.Stage != store.StageSanity, err
+		return err == nil && sub.Stage != contract.StageSubmitted && sub.Stage != contract.StageSanity, err
 	})
 	stk.mongoProxy.down()
 	time.Sleep(outage)

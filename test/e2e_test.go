@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -13,8 +15,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
 )
 
 // stk is the stack every test in this package shares; executeWorker is the
@@ -58,8 +60,8 @@ func runMain(m *testing.M) int {
 
 // expectation is an example's documented outcome (examples/*/outcomes.json).
 type expectation struct {
-	Outcome store.Outcome `json:"outcome"`
-	Score   *float64      `json:"score"`
+	Outcome contract.Outcome `json:"outcome"`
+	Score   *float64         `json:"score"`
 }
 
 func loadExpectations(t testing.TB) map[string]expectation {
@@ -95,19 +97,19 @@ func readFiles(t testing.TB, dir string) map[string][]byte {
 }
 
 // submit submits the files of dir and returns the run.
-func submit(t testing.TB, ctx context.Context, id, dir string) workflows.Result {
+func submit(t testing.TB, ctx context.Context, id, dir string) contract.Result {
 	t.Helper()
-	run, created, err := workflows.Submit(ctx, stk.temporal, stk.store, workflows.NewSubmission{
+	got, err := stk.intake().Submit(ctx, intake.Submission{
 		ID: id, Assignment: "wordcount", Student: "e2e-student", Files: readFiles(t, dir),
 	})
 	if err != nil {
 		t.Fatalf("submit %s: %v", id, err)
 	}
-	if !created {
+	if !got.Created {
 		t.Fatalf("submit %s: not created", id)
 	}
-	var res workflows.Result
-	if err := run.Get(ctx, &res); err != nil {
+	var res contract.Result
+	if err := got.Run.Get(ctx, &res); err != nil {
 		t.Fatalf("grade %s: %v", id, err)
 	}
 	return res
@@ -128,7 +130,7 @@ func TestExamples(t *testing.T) {
 			t.Parallel()
 			id := name + "-" + batch
 			res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", name))
-			if res.Status != store.StatusGraded || res.Outcome != exp.Outcome {
+			if res.Status != contract.StatusGraded || res.Outcome != exp.Outcome {
 				t.Fatalf("got %s/%s, want graded/%s; feedback:\n%s", res.Status, res.Outcome, exp.Outcome, res.Feedback)
 			}
 			if exp.Score != nil && res.Score != *exp.Score {
@@ -137,14 +139,14 @@ func TestExamples(t *testing.T) {
 			if res.MaxScore != 100 {
 				t.Errorf("max score %g, want 100", res.MaxScore)
 			}
-			if res.Outcome != store.OutcomePassed && res.Feedback == "" {
+			if res.Outcome != contract.OutcomePassed && res.Feedback == "" {
 				t.Errorf("no feedback for %s", res.Outcome)
 			}
 			sub, err := stk.store.Submission(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sub.Stage != store.StageDone || sub.Status != res.Status || sub.Outcome != res.Outcome || sub.Score != res.Score {
+			if sub.Stage != contract.StageDone || sub.Status != res.Status || sub.Outcome != res.Outcome || sub.Score != res.Score {
 				t.Errorf("read model %s/%s/%s/%g disagrees with result %s/%s/%g", sub.Stage, sub.Status, sub.Outcome, sub.Score, res.Status, res.Outcome, res.Score)
 			}
 			if sub.Times.Submitted == nil || sub.Times.SanityStarted == nil || sub.Times.Completed == nil {
@@ -153,7 +155,7 @@ func TestExamples(t *testing.T) {
 			if sub.Attempts["sanity"] != 1 {
 				t.Errorf("sanity attempts %d, want 1", sub.Attempts["sanity"])
 			}
-			ranJob := res.Outcome == store.OutcomePassed || res.Outcome == store.OutcomeWrongAnswer || res.Outcome == store.OutcomeTimeLimit
+			ranJob := res.Outcome == contract.OutcomePassed || res.Outcome == contract.OutcomeWrongAnswer || res.Outcome == contract.OutcomeTimeLimit
 			if ranJob && (sub.Times.Queued == nil || sub.Times.ExecuteStarted == nil || sub.Attempts["execute"] != 1) {
 				t.Errorf("execute not recorded: times %+v attempts %v", sub.Times, sub.Attempts)
 			}
@@ -168,26 +170,27 @@ func TestDuplicateSubmissionGradedOnce(t *testing.T) {
 	defer cancel()
 	id := "dup-" + randHex(4)
 	files := readFiles(t, filepath.Join(stk.root, exampleDir, "submissions", "python-correct"))
-	sub := workflows.NewSubmission{ID: id, Assignment: "wordcount", Student: "dup", Files: files}
-	run1, created1, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
-	if err != nil || !created1 {
-		t.Fatalf("first submit: created=%v err=%v", created1, err)
+	sub := intake.Submission{ID: id, Assignment: "wordcount", Student: "dup", Files: files}
+	first, err := stk.intake().Submit(ctx, sub)
+	if err != nil || !first.Created {
+		t.Fatalf("first submit: created=%v err=%v", first.Created, err)
 	}
-	run2, created2, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
-	if err != nil || created2 {
-		t.Fatalf("second submit: created=%v err=%v, want existing", created2, err)
+	second, err := stk.intake().Submit(ctx, sub)
+	if err != nil || second.Created {
+		t.Fatalf("second submit: created=%v err=%v, want existing", second.Created, err)
 	}
-	if run1.GetRunID() != run2.GetRunID() {
-		t.Fatalf("second submit started run %s, first was %s", run2.GetRunID(), run1.GetRunID())
+	run1 := first.Run
+	if run1.GetRunID() != second.Run.GetRunID() {
+		t.Fatalf("second submit started run %s, first was %s", second.Run.GetRunID(), run1.GetRunID())
 	}
-	var res workflows.Result
+	var res contract.Result
 	if err := run1.Get(ctx, &res); err != nil {
 		t.Fatal(err)
 	}
 	// After completion too: the ID is never reused.
-	run3, created3, err := workflows.Submit(ctx, stk.temporal, stk.store, sub)
-	if err != nil || created3 || run3.GetRunID() != run1.GetRunID() {
-		t.Fatalf("submit after completion: created=%v err=%v run %s", created3, err, run3.GetRunID())
+	third, err := stk.intake().Submit(ctx, sub)
+	if err != nil || third.Created || third.Run.GetRunID() != run1.GetRunID() {
+		t.Fatalf("submit after completion: created=%v err=%v", third.Created, err)
 	}
 	if n := countCompleted(t, ctx, id, "Record"); n != 1 {
 		t.Fatalf("Record completed %d times, want 1", n)
@@ -198,7 +201,7 @@ func TestDuplicateSubmissionGradedOnce(t *testing.T) {
 // submission's workflow history.
 func countCompleted(t testing.TB, ctx context.Context, id, activityType string) int {
 	t.Helper()
-	iter := stk.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := stk.temporal.GetWorkflowHistory(ctx, contract.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]string{}
 	n := 0
 	for iter.HasNext() {

@@ -1,27 +1,26 @@
+//go:build stack
+
 package test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/docker/sandbox"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
-	"github.com/gradeflow/gradeflow/workflows"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 // stack is a real gradeflow stack started for the tests: a Temporal dev
@@ -29,6 +28,7 @@ import (
 // processes, all real programs from bin/. A missing part is a failure,
 // never a skip.
 type stack struct {
+	*stacktest.Group
 	root         string // repository root
 	bin          string
 	dir          string // scratch for logs, DBs and worker dirs
@@ -43,8 +43,10 @@ type stack struct {
 	temporal     client.Client
 	docker       *sandbox.Runner
 	temporalProc *proc
-	procs        []*proc
 }
+
+// proc is a process of the stack.
+type proc = stacktest.Proc
 
 // stackOptions choose how the stack starts.
 type stackOptions struct {
@@ -52,15 +54,11 @@ type stackOptions struct {
 }
 
 func startStack(opts stackOptions) (s *stack, err error) {
-	root, err := filepath.Abs("..")
+	g, err := stacktest.NewGroup("gradeflow-e2e-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "gradeflow-e2e-")
-	if err != nil {
-		return nil, err
-	}
-	s = &stack{root: root, bin: envOr("GRADEFLOW_BIN", filepath.Join(root, "bin")), dir: dir,
+	s = &stack{Group: g, root: g.Root, bin: stacktest.Bin(g.Root), dir: g.Dir,
 		image: envOr("GRADEFLOW_IMAGE", "gradeflow/hadoop:dev")}
 	defer func() {
 		if err != nil {
@@ -87,7 +85,7 @@ func startStack(opts stackOptions) (s *stack, err error) {
 	// Temporal.
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	if opts.persistentTemporal {
-		s.temporalDB = filepath.Join(dir, "temporal.db")
+		s.temporalDB = filepath.Join(s.dir, "temporal.db")
 	}
 	if err := s.startTemporal(ctx); err != nil {
 		return nil, err
@@ -95,18 +93,8 @@ func startStack(opts stackOptions) (s *stack, err error) {
 
 	// MongoDB: a real server if the environment names one, else the embedded one.
 	s.db = "gradeflow_e2e_" + randHex(4)
-	if uri := os.Getenv("MONGODB_URI"); uri != "" {
-		s.mongoURI = uri
-	} else {
-		listen := fmt.Sprintf("127.0.0.1:%d", freePort())
-		p, err := s.start("mongod", filepath.Join(s.bin, "gradeflow-mongod"), nil, "--listen", listen, "--dir", filepath.Join(dir, "mongo"))
-		if err != nil {
-			return nil, err
-		}
-		if err := p.waitLog(ctx, "ready mongodb://"); err != nil {
-			return nil, err
-		}
-		s.mongoURI = "mongodb://" + listen + "/"
+	if s.mongoURI, err = g.Mongo(ctx); err != nil {
+		return nil, err
 	}
 	_, backend, err := proxiedURI(s.mongoURI, "")
 	if err != nil {
@@ -133,37 +121,21 @@ func (s *stack) restartTemporal(ctx context.Context, down time.Duration) error {
 	if s.temporalDB == "" {
 		return errors.New("restart needs a persistent Temporal database")
 	}
-	s.temporalProc.terminate(30 * time.Second)
+	s.temporalProc.Terminate(30 * time.Second)
 	time.Sleep(down)
 	return s.startTemporal(ctx)
 }
 
 func (s *stack) startTemporal(ctx context.Context) error {
-	args := []string{"--port", portOf(s.temporalAddr), "--ui-port", fmt.Sprint(freePort()), "--headless"}
-	if s.temporalDB != "" {
-		args = append(args, "--db", s.temporalDB)
-	}
-	p, err := s.start("temporal", filepath.Join(s.root, "deploy/dev/temporal.sh"), nil, args...)
+	p, c, _, err := s.Temporal(ctx, stacktest.TemporalOptions{Addr: s.temporalAddr, DB: s.temporalDB})
 	if err != nil {
 		return err
 	}
-	s.temporalProc = p
-	log := zap.NewNop()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		c, err := workflows.Dial(ctx, workflows.ClientConfig{HostPort: s.temporalAddr, Namespace: "default"}, log)
-		if err == nil {
-			if s.temporal != nil {
-				s.temporal.Close()
-			}
-			s.temporal = c
-			return nil
-		}
-		if time.Now().After(deadline) || p.exited() {
-			return fmt.Errorf("temporal dev server did not start (log %s): %w", p.logPath, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if s.temporal != nil {
+		s.temporal.Close()
 	}
+	s.temporalProc, s.temporal = p, c
+	return nil
 }
 
 // env is the environment every gradeflow process of this stack gets.
@@ -182,14 +154,20 @@ func (s *stack) env() []string {
 // startWorker starts a worker process serving queues and waits until it polls.
 func (s *stack) startWorker(ctx context.Context, name, queues string, extraEnv ...string) (*proc, error) {
 	env := append(append(s.env(), "GRADEFLOW_QUEUES="+queues), extraEnv...)
-	p, err := s.start(name, filepath.Join(s.bin, "gradeflow-worker"), env)
+	p, err := s.Start(name, filepath.Join(s.bin, "gradeflow-worker"), env)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitLog(ctx, "workers started"); err != nil {
+	if err := p.WaitLog(ctx, "workers started"); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// intake is a submission service on this stack, as the API and the
+// starter have one.
+func (s *stack) intake() *intake.Service {
+	return intake.New(s.store, s.temporal, intake.Options{})
 }
 
 // starter runs the starter CLI against this stack.
@@ -238,9 +216,6 @@ func (s *stack) waitRunning(t testing.TB, ctx context.Context, ids ...string) {
 }
 
 func (s *stack) stop() {
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		s.procs[i].terminate(15 * time.Second)
-	}
 	if s.store != nil {
 		_ = s.store.Close(context.Background())
 	}
@@ -250,112 +225,15 @@ func (s *stack) stop() {
 	if s.temporal != nil {
 		s.temporal.Close()
 	}
-	if os.Getenv("GRADEFLOW_KEEP_E2E") == "" {
-		_ = os.RemoveAll(s.dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "e2e stack kept in", s.dir)
-	}
-}
-
-// proc is a child process with its output in a log file.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-}
-
-func (s *stack) start(name, path string, env []string, args ...string) (*proc, error) {
-	logPath := filepath.Join(s.dir, "logs", fmt.Sprintf("%s-%d.log", name, len(s.procs)))
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Dir = s.root
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	s.procs = append(s.procs, p)
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL to the process alone (not its group): a crashed worker
-// leaves its containers behind, which is the point.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// terminate asks the process group to stop, and kills it after grace.
-func (p *proc) terminate(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// waitLog waits until the process's log contains substr.
-func (p *proc) waitLog(ctx context.Context, substr string) error {
-	for {
-		if f, err := os.Open(p.logPath); err == nil {
-			sc := bufio.NewScanner(f)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), substr) {
-					f.Close()
-					return nil
-				}
-			}
-			f.Close()
-		}
-		if p.exited() {
-			out, _ := os.ReadFile(p.logPath)
-			return fmt.Errorf("%s exited before %q:\n%s", p.name, substr, tailString(string(out), 3000))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: waiting for %q: %w", p.name, substr, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	s.Group.Stop()
 }
 
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := stacktest.FreePort()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

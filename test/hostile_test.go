@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -8,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // TestHostileSubmissions grades submissions that attack the sandbox, all at
@@ -19,16 +21,16 @@ import (
 func TestHostileSubmissions(t *testing.T) {
 	cases := []struct {
 		name  string
-		want  []store.Outcome
+		want  []contract.Outcome
 		about string // what the feedback must mention
 	}{
-		{"fork-bomb", []store.Outcome{store.OutcomeRuntimeError, store.OutcomeTimeLimit}, ""},
-		{"memory-bomb", []store.Outcome{store.OutcomeMemoryLimit}, "memory limit"},
-		{"disk-fill", []store.Outcome{store.OutcomeRuntimeError, store.OutcomeMemoryLimit}, ""},
-		{"network-egress", []store.Outcome{store.OutcomePassed}, ""},
-		{"output-flood", []store.Outcome{store.OutcomeOutputLimit}, "output"},
-		{"stderr-flood", []store.Outcome{store.OutcomeTimeLimit}, "time limit"},
-		{"snoop", []store.Outcome{store.OutcomePassed}, ""},
+		{"fork-bomb", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeTimeLimit}, ""},
+		{"memory-bomb", []contract.Outcome{contract.OutcomeMemoryLimit}, "memory limit"},
+		{"disk-fill", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeMemoryLimit}, ""},
+		{"network-egress", []contract.Outcome{contract.OutcomePassed}, ""},
+		{"output-flood", []contract.Outcome{contract.OutcomeOutputLimit}, "output"},
+		{"stderr-flood", []contract.Outcome{contract.OutcomeTimeLimit}, "time limit"},
+		{"snoop", []contract.Outcome{contract.OutcomePassed}, ""},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
@@ -37,7 +39,7 @@ func TestHostileSubmissions(t *testing.T) {
 		t.Run("neighbour", func(t *testing.T) {
 			t.Parallel()
 			res := submit(t, ctx, "neighbour-"+batch, filepath.Join(stk.root, exampleDir, "submissions/python-correct"))
-			if res.Outcome != store.OutcomePassed || res.Score != 100 {
+			if res.Outcome != contract.OutcomePassed || res.Score != 100 {
 				t.Fatalf("a correct job beside hostile ones got %s %g:\n%s", res.Outcome, res.Score, res.Feedback)
 			}
 		})
@@ -46,7 +48,7 @@ func TestHostileSubmissions(t *testing.T) {
 				t.Parallel()
 				id := "hostile-" + tc.name + "-" + batch
 				res := submit(t, ctx, id, filepath.Join(stk.root, "test/testdata/hostile", tc.name))
-				if res.Status != store.StatusGraded || !slices.Contains(tc.want, res.Outcome) {
+				if res.Status != contract.StatusGraded || !slices.Contains(tc.want, res.Outcome) {
 					t.Fatalf("got %s/%s, want graded/%v; feedback:\n%s", res.Status, res.Outcome, tc.want, res.Feedback)
 				}
 				if tc.about != "" && !strings.Contains(res.Feedback, tc.about) {

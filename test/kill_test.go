@@ -1,3 +1,5 @@
+//go:build stack
+
 package test
 
 import (
@@ -6,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // TestWorkerKilledDuringExecute kills the execute worker with SIGKILL while
@@ -21,8 +23,8 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 	id := "kill-" + randHex(4)
 	done := make(chan struct{})
 	var res struct {
-		outcome store.Outcome
-		status  store.Status
+		outcome contract.Outcome
+		status  contract.Status
 	}
 	go func() {
 		defer close(done)
@@ -32,7 +34,7 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 
 	// Wait until the job's container runs, then kill its worker.
 	stk.waitRunning(t, ctx, id)
-	executeWorker.kill()
+	executeWorker.Kill()
 	cs, err := stk.containers(ctx, id)
 	if err != nil || len(cs) == 0 {
 		t.Fatalf("after SIGKILL the attempt's container should still be there (err %v)", err)
@@ -51,7 +53,7 @@ func TestWorkerKilledDuringExecute(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if res.status != store.StatusGraded || res.outcome != store.OutcomePassed {
+	if res.status != contract.StatusGraded || res.outcome != contract.OutcomePassed {
 		t.Fatalf("got %s/%s, want graded/passed", res.status, res.outcome)
 	}
 	sub, err := stk.store.Submission(ctx, id)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,41 +19,45 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/config"
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // Config is the worker's configuration, read once from flags and env.
 type Config struct {
-	TemporalAddress   string
-	TemporalNamespace string
-	MongoURI          string
-	MongoDB           string
-	Queues            []string // short names: sanity, execute, grade
-	SanitySlots       int
-	ExecuteSlots      int
-	GradeSlots        int
-	StopTimeout       time.Duration // how long SIGTERM waits for running tasks
-	JanitorEvery      time.Duration
-	PullImage         bool // pull the runtime image when the engine lacks it
-	WebhookSecret     string
-	BeatEvery         time.Duration // how often execute workers advertise their slots
-	Activities        activities.Config
-	LogLevel          string
+	Temporal      config.Temporal
+	Mongo         config.Mongo
+	Queues        []string // short names: sanity, execute, grade
+	SanitySlots   int
+	ExecuteSlots  int
+	GradeSlots    int
+	StopTimeout   time.Duration // how long SIGTERM waits for running tasks
+	JanitorEvery  time.Duration
+	PullImage     bool // pull the runtime image when the engine lacks it
+	WebhookSecret string
+	BeatEvery     time.Duration // how often execute workers advertise their slots
+	Activities    activities.Config
+	LogLevel      string
 }
 
 func main() {
-	cfg, err := loadConfig(os.Args[1:])
+	cfg, err := loadConfig(os.Args[1:], os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "workers:", err)
 		os.Exit(2)
 	}
-	log, err := newLogger(cfg.LogLevel)
+	log, err := config.Logger(cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "workers:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	err = run(ctx, cfg, log)
+	stop()
+	if err != nil {
 		log.Error("worker stopped", zap.Error(err))
 		_ = log.Sync()
 		os.Exit(1)
@@ -62,89 +65,55 @@ func main() {
 	_ = log.Sync()
 }
 
-func loadConfig(args []string) (Config, error) {
+// loadConfig reads the configuration from args and the environment.
+func loadConfig(args []string, lookup func(string) (string, bool)) (Config, error) {
 	def := activities.DefaultConfig()
-	fs := flag.NewFlagSet("workers", flag.ContinueOnError)
-	var cfg Config
+	cfg := Config{Activities: def}
 	var queues string
-	fs.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
-	fs.StringVar(&cfg.TemporalNamespace, "namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
-	fs.StringVar(&cfg.MongoURI, "mongo", env("MONGODB_URI", "mongodb://127.0.0.1:27017"), "MongoDB URI (MONGODB_URI)")
-	fs.StringVar(&cfg.MongoDB, "db", env("GRADEFLOW_DB", "gradeflow"), "MongoDB database (GRADEFLOW_DB)")
-	fs.StringVar(&queues, "queues", env("GRADEFLOW_QUEUES", "sanity,execute,grade"), "task queues to serve (GRADEFLOW_QUEUES)")
-	fs.IntVar(&cfg.SanitySlots, "sanity-slots", envInt("GRADEFLOW_SANITY_SLOTS", 2), "concurrent sanity checks (GRADEFLOW_SANITY_SLOTS)")
-	fs.IntVar(&cfg.ExecuteSlots, "execute-slots", envInt("GRADEFLOW_EXECUTE_SLOTS", 2), "concurrent jobs (GRADEFLOW_EXECUTE_SLOTS)")
-	fs.IntVar(&cfg.GradeSlots, "grade-slots", envInt("GRADEFLOW_GRADE_SLOTS", 32), "concurrent compare/record steps (GRADEFLOW_GRADE_SLOTS)")
-	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", envDuration("GRADEFLOW_STOP_TIMEOUT", 20*time.Second), "how long SIGTERM waits for running tasks before handing them back (GRADEFLOW_STOP_TIMEOUT)")
-	fs.DurationVar(&cfg.JanitorEvery, "janitor-every", envDuration("GRADEFLOW_JANITOR_EVERY", 15*time.Second), "how often orphaned containers are looked for (GRADEFLOW_JANITOR_EVERY)")
-	fs.StringVar(&cfg.Activities.Image, "image", env("GRADEFLOW_IMAGE", def.Image), "Hadoop runtime image (GRADEFLOW_IMAGE)")
-	fs.BoolVar(&cfg.PullImage, "pull-image", os.Getenv("GRADEFLOW_IMAGE_PULL") == "true", "pull the runtime image if the engine lacks it (GRADEFLOW_IMAGE_PULL)")
-	fs.StringVar(&cfg.Activities.WorkDir, "workdir", env("GRADEFLOW_WORKDIR", def.WorkDir), "host scratch directory (GRADEFLOW_WORKDIR)")
-	fs.DurationVar(&cfg.Activities.HeartbeatEvery, "heartbeat-every", envDuration("GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery), "execute heartbeat interval (GRADEFLOW_HEARTBEAT_EVERY)")
-	fs.DurationVar(&cfg.BeatEvery, "beat-every", envDuration("GRADEFLOW_BEAT_EVERY", 10*time.Second), "how often execute workers advertise their slots to the API (GRADEFLOW_BEAT_EVERY)")
-	fs.StringVar(&cfg.LogLevel, "log-level", env("GRADEFLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GRADEFLOW_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
+	l := config.New("workers", lookup)
+	l.Temporal(&cfg.Temporal)
+	l.Mongo(&cfg.Mongo)
+	l.String(&queues, "queues", "GRADEFLOW_QUEUES", "sanity,execute,grade", "task queues to serve")
+	l.Int(&cfg.SanitySlots, "sanity-slots", "GRADEFLOW_SANITY_SLOTS", 2, "concurrent sanity checks")
+	l.Int(&cfg.ExecuteSlots, "execute-slots", "GRADEFLOW_EXECUTE_SLOTS", 2, "concurrent jobs")
+	l.Int(&cfg.GradeSlots, "grade-slots", "GRADEFLOW_GRADE_SLOTS", 32, "concurrent compare/record steps")
+	l.Duration(&cfg.StopTimeout, "stop-timeout", "GRADEFLOW_STOP_TIMEOUT", 20*time.Second, "how long SIGTERM waits for running tasks before handing them back")
+	l.Duration(&cfg.JanitorEvery, "janitor-every", "GRADEFLOW_JANITOR_EVERY", 15*time.Second, "how often orphaned containers are looked for")
+	l.String(&cfg.Activities.Image, "image", "GRADEFLOW_IMAGE", def.Image, "Hadoop runtime image")
+	l.Bool(&cfg.PullImage, "pull-image", "GRADEFLOW_IMAGE_PULL", false, "pull the runtime image if the engine lacks it")
+	l.String(&cfg.Activities.WorkDir, "workdir", "GRADEFLOW_WORKDIR", def.WorkDir, "host scratch directory")
+	l.Duration(&cfg.Activities.HeartbeatEvery, "heartbeat-every", "GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery, "execute heartbeat interval")
+	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
+	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
+	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
+	rest, err := l.Parse(args)
+	if err != nil {
 		return Config{}, err
 	}
-	cfg.WebhookSecret = os.Getenv("GRADEFLOW_WEBHOOK_SECRET") // a secret: env only, never a flag
-	a := &cfg.Activities
-	a.MaxSubmission, a.MaxInput, a.MaxOutput, a.MaxExpected = def.MaxSubmission, def.MaxInput, def.MaxOutput, def.MaxExpected
-	a.StderrBytes, a.ScratchFraction, a.PidsLimit, a.SanityTimeout = def.StderrBytes, def.ScratchFraction, def.PidsLimit, def.SanityTimeout
-	abs, err := filepath.Abs(a.WorkDir)
-	if err != nil {
-		return Config{}, fmt.Errorf("workdir: %w", err)
-	}
-	a.WorkDir = abs
+	l.Check(len(rest) == 0, "unexpected arguments: %q", rest)
 	for _, q := range strings.Split(queues, ",") {
 		if q = strings.TrimSpace(q); q == "" {
 			continue
 		}
-		switch q {
-		case "sanity", "execute", "grade":
-			cfg.Queues = append(cfg.Queues, q)
-		default:
-			return Config{}, fmt.Errorf("queues: unknown queue %q (want sanity, execute, grade)", q)
-		}
+		_, known := contract.TaskQueues[q]
+		l.Check(known, "GRADEFLOW_QUEUES: unknown queue %q (want sanity, execute, grade)", q)
+		cfg.Queues = append(cfg.Queues, q)
 	}
-	if len(cfg.Queues) == 0 {
-		return Config{}, errors.New("queues: serve at least one of sanity, execute, grade")
+	l.Check(len(cfg.Queues) > 0, "GRADEFLOW_QUEUES: serve at least one of sanity, execute, grade")
+	l.Check(cfg.SanitySlots >= 1, "GRADEFLOW_SANITY_SLOTS: must be at least 1")
+	l.Check(cfg.ExecuteSlots >= 1, "GRADEFLOW_EXECUTE_SLOTS: must be at least 1")
+	l.Check(cfg.GradeSlots >= 1, "GRADEFLOW_GRADE_SLOTS: must be at least 1")
+	l.Check(cfg.StopTimeout > 0, "GRADEFLOW_STOP_TIMEOUT: must be positive")
+	l.Check(cfg.JanitorEvery > 0, "GRADEFLOW_JANITOR_EVERY: must be positive")
+	l.Check(cfg.BeatEvery > 0, "GRADEFLOW_BEAT_EVERY: must be positive")
+	l.Check(cfg.Activities.HeartbeatEvery > 0, "GRADEFLOW_HEARTBEAT_EVERY: must be positive")
+	if err := l.Err(); err != nil {
+		return Config{}, err
 	}
-	for name, n := range map[string]int{"sanity-slots": cfg.SanitySlots, "execute-slots": cfg.ExecuteSlots, "grade-slots": cfg.GradeSlots} {
-		if n < 1 {
-			return Config{}, fmt.Errorf("%s: must be at least 1", name)
-		}
-	}
-	return cfg, nil
-}
-
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zap.ParseAtomicLevel(level)
+	abs, err := filepath.Abs(cfg.Activities.WorkDir)
 	if err != nil {
-		return nil, fmt.Errorf("log level: %w", err)
+		return Config{}, fmt.Errorf("GRADEFLOW_WORKDIR: %w", err)
 	}
-	zc := zap.NewProductionConfig()
-	zc.Level = lvl
-	zc.Sampling = nil
-	return zc.Build()
-}
-
-func env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return n
-	}
-	return def
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
-		return d
-	}
-	return def
+	cfg.Activities.WorkDir = abs
+	return cfg, nil
 }

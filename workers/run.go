@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -15,25 +16,29 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/temporalclient"
+	"github.com/gradeflow/gradeflow/webhook"
 	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // run serves the configured task queues until ctx is canceled, then drains:
-// the workers stop polling at once and give running tasks StopTimeout to
-// finish; whatever is still running then is canceled (its container is
-// killed) and Temporal hands it to another worker.
+// every queue's worker stops polling at once and gives its running tasks
+// the same StopTimeout to finish; whatever is still running then is
+// canceled (its container is killed) and Temporal hands it to another
+// worker.
 func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	host, _ := os.Hostname()
 	identity := fmt.Sprintf("%d@%s", os.Getpid(), host)
 	log = log.With(zap.String("identity", identity), zap.Strings("queues", cfg.Queues))
 
-	st, err := store.Open(cfg.MongoURI, cfg.MongoDB)
+	st, err := store.Open(cfg.Mongo.URI, cfg.Mongo.DB)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = st.Close(context.Background()) }()
+	defer func() { _ = st.Close(context.WithoutCancel(ctx)) }()
 	// Best effort: a database that is down now is retried by the activities.
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := st.EnsureIndexes(ictx); err != nil {
@@ -41,127 +46,148 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	cancel()
 
-	tc, err := workflows.Dial(ctx, workflows.ClientConfig{
-		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Identity: identity,
+	tc, err := temporalclient.Dial(ctx, temporalclient.Config{
+		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, Identity: identity,
 	}, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	nsID, err := namespaceID(ctx, tc, cfg.TemporalNamespace)
+	nsID, err := namespaceID(ctx, tc, cfg.Temporal.Namespace)
 	if err != nil {
 		return err
 	}
 	acts := &activities.Activities{
+		Files:       st,
+		Submissions: st,
 		NamespaceID: nsID,
-		Store:       st,
 		Config:      cfg.Activities,
-		HTTP:        activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
-		Notify: func(ctx context.Context, workflowID string, stage store.Stage) error {
-			return tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalStage, stage)
+		HTTP:        webhook.NewClient(cfg.WebhookSecret, 10*time.Second),
+		Notify: func(ctx context.Context, workflowID string, stage contract.Stage) error {
+			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalStage, stage)
 		},
 	}
-	needsDocker := slices.Contains(cfg.Queues, "sanity") || slices.Contains(cfg.Queues, "execute")
+	needsDocker := slices.Contains(cfg.Queues, contract.QueueSanity) || slices.Contains(cfg.Queues, contract.QueueExecute)
 	var dk *sandbox.Runner
 	if needsDocker {
-		if dk, err = sandbox.New(); err != nil {
+		if dk, err = openSandbox(ctx, cfg, log); err != nil {
 			return err
 		}
 		defer func() { _ = dk.Close() }()
-		if err := dk.Ping(ctx); err != nil {
-			return fmt.Errorf("%w (is the Docker engine running? make docker)", err)
-		}
-		ok, err := dk.ImageExists(ctx, cfg.Activities.Image)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok && cfg.PullImage:
-			log.Info("pulling runtime image", zap.String("image", cfg.Activities.Image))
-			if err := dk.PullImage(ctx, cfg.Activities.Image); err != nil {
-				return err
-			}
-		case !ok:
-			return fmt.Errorf("runtime image %s is missing: build it with 'make images'", cfg.Activities.Image)
-		}
-		if err := os.MkdirAll(cfg.Activities.WorkDir, 0o755); err != nil {
-			return fmt.Errorf("workdir: %w", err)
-		}
-		acts.Docker = dk
+		acts.Sandbox = dk
 	}
 
 	var ws []worker.Worker
 	for _, q := range cfg.Queues {
 		w := newWorker(tc, q, cfg, identity, acts)
 		if err := w.Start(); err != nil {
-			for _, started := range ws {
-				started.Stop()
-			}
+			stopAll(ws)
 			return fmt.Errorf("start %s worker: %w", q, err)
 		}
 		ws = append(ws, w)
 	}
-	log.Info("workers started", zap.Int("executeSlots", cfg.ExecuteSlots))
+	log.Info("workers started", zap.Int("execute_slots", cfg.ExecuteSlots))
 
-	beatDone := make(chan struct{})
-	if slices.Contains(cfg.Queues, "execute") {
-		go func() {
-			defer close(beatDone)
-			advertise(ctx, st, store.WorkerBeat{Identity: identity, Queue: "execute", Slots: cfg.ExecuteSlots}, cfg.BeatEvery, log)
-		}()
-	} else {
-		close(beatDone)
+	// Every goroutine below ends with ctx, and run waits for each.
+	var wg sync.WaitGroup
+	if slices.Contains(cfg.Queues, contract.QueueExecute) {
+		beat := store.WorkerBeat{Identity: identity, Queue: contract.QueueExecute, Slots: cfg.ExecuteSlots}
+		wg.Go(func() { advertise(ctx, st, beat, cfg.BeatEvery, log) })
 	}
-
-	janitorDone := make(chan struct{})
 	if needsDocker {
 		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID}
-		go func() {
-			defer close(janitorDone)
-			j.loop(ctx, cfg.JanitorEvery)
-		}()
-	} else {
-		close(janitorDone)
+		wg.Go(func() { j.loop(ctx, cfg.JanitorEvery) })
 	}
 
 	<-ctx.Done()
 	log.Info("draining", zap.Duration("bound", cfg.StopTimeout))
-	<-beatDone // it withdraws this worker's slots from the queue's estimate
-	for _, w := range ws {
-		w.Stop() // each waits up to WorkerStopTimeout for its running tasks
-	}
-	<-janitorDone
+	stopAll(ws)
+	wg.Wait()
 	log.Info("stopped")
 	return nil
 }
 
-// newWorker builds the worker of one task queue with the steps that run there.
+// openSandbox connects to the Docker engine and makes sure it has the
+// runtime image (pulling it when configured to) and the work directory.
+func openSandbox(ctx context.Context, cfg Config, log *zap.Logger) (*sandbox.Runner, error) {
+	dk, err := sandbox.New()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*sandbox.Runner, error) {
+		_ = dk.Close()
+		return nil, err
+	}
+	if err := dk.Ping(ctx); err != nil {
+		return fail(fmt.Errorf("%w (is the Docker engine running? make docker)", err))
+	}
+	ok, err := dk.ImageExists(ctx, cfg.Activities.Image)
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case !ok && cfg.PullImage:
+		log.Info("pulling runtime image", zap.String("image", cfg.Activities.Image))
+		if err := dk.PullImage(ctx, cfg.Activities.Image); err != nil {
+			return fail(err)
+		}
+	case !ok:
+		return fail(fmt.Errorf("runtime image %s is missing: build it with 'make images'", cfg.Activities.Image))
+	}
+	if err := os.MkdirAll(cfg.Activities.WorkDir, 0o755); err != nil {
+		return fail(fmt.Errorf("workdir: %w", err))
+	}
+	return dk, nil
+}
+
+// stopper is a worker, as far as draining goes.
+type stopper interface{ Stop() }
+
+// stopAll stops every worker at once and returns when all have stopped.
+// Each stops polling right away and waits up to the stop timeout for its
+// running tasks, so a process serving several queues drains in one stop
+// timeout, not one per queue, and no queue takes new tasks meanwhile.
+func stopAll[W stopper](ws []W) {
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Go(w.Stop)
+	}
+	wg.Wait()
+}
+
+// implementations maps every activity of the contract to its method.
+func implementations(acts *activities.Activities) map[string]any {
+	return map[string]any{
+		contract.ActivitySanity:  acts.Sanity,
+		contract.ActivityExecute: acts.Execute,
+		contract.ActivityCompare: acts.Compare,
+		contract.ActivityRecord:  acts.Record,
+		contract.ActivityWebhook: acts.Webhook,
+	}
+}
+
+// newWorker builds the worker of one task queue with the steps that run
+// there (contract.ActivityQueues) and, on the grade queue, the workflow.
 func newWorker(tc client.Client, queue string, cfg Config, identity string, acts *activities.Activities) worker.Worker {
-	opts := worker.Options{
-		Identity:          identity,
-		WorkerStopTimeout: cfg.StopTimeout,
+	slots := map[string]int{
+		contract.QueueSanity:  cfg.SanitySlots,
+		contract.QueueExecute: cfg.ExecuteSlots,
+		contract.QueueGrade:   cfg.GradeSlots,
 	}
-	switch queue {
-	case "sanity":
-		opts.MaxConcurrentActivityExecutionSize = cfg.SanitySlots
-	case "execute":
-		opts.MaxConcurrentActivityExecutionSize = cfg.ExecuteSlots
-	case "grade":
-		opts.MaxConcurrentActivityExecutionSize = cfg.GradeSlots
+	taskQueue := contract.TaskQueues[queue]
+	w := worker.New(tc, taskQueue, worker.Options{
+		Identity:                           identity,
+		WorkerStopTimeout:                  cfg.StopTimeout,
+		MaxConcurrentActivityExecutionSize: slots[queue],
+	})
+	for name, fn := range implementations(acts) {
+		if contract.ActivityQueues[name] == taskQueue {
+			w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+		}
 	}
-	w := worker.New(tc, workflows.TaskQueues[queue], opts)
-	reg := func(fn any, name string) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	switch queue {
-	case "sanity":
-		reg(acts.Sanity, "Sanity")
-	case "execute":
-		reg(acts.Execute, "Execute")
-	case "grade":
-		w.RegisterWorkflowWithOptions(workflows.Submission, workflow.RegisterOptions{Name: workflows.WorkflowName})
-		reg(acts.Compare, "Compare")
-		reg(acts.Record, "Record")
-		reg(acts.Webhook, "Webhook")
+	if taskQueue == contract.TaskQueueGrade {
+		w.RegisterWorkflowWithOptions(workflows.Submission, workflow.RegisterOptions{Name: contract.WorkflowName})
 	}
 	return w
 }

@@ -1,28 +1,52 @@
 package workflows
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
+// recordedPaths is every way the workflow can end. testdata/v2 holds one
+// history of each, recorded on the real stack by the end-to-end test
+// TestWorkflowPaths (GRADEFLOW_RECORD_HISTORIES=workflows/testdata/v2).
+var recordedPaths = []string{
+	"passed", "wrong_answer", "syntax_error", "forbidden_import", "compile_error", "invalid_submission",
+	"runtime_error", "time_limit_exceeded", "memory_limit_exceeded", "output_limit_exceeded",
+	"config_error", "infra_error", "canceled", "webhook",
+}
+
 // TestReplay replays histories recorded from real runs on the dev server
-// (`temporal workflow show -o json`) against the current workflow code. A
-// change that would break the determinism of running workflows fails here.
+// against the current workflow code: those of testdata/ predate webhooks
+// and cancellation (the workflow's GetVersion keeps them replaying), those
+// of testdata/v2 cover every path. A change that would break the
+// determinism of running workflows fails here.
 func TestReplay(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.history.json")
+	old, err := filepath.Glob("testdata/*.history.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 3 {
-		t.Fatalf("found %d recorded histories, want at least 3", len(files))
+	if len(old) < 3 {
+		t.Fatalf("found %d histories recorded before webhooks, want at least 3", len(old))
+	}
+	files := old
+	for _, p := range recordedPaths {
+		f := filepath.Join("testdata", "v2", p+".history.json")
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("no recorded history of path %s: %v", p, err)
+			continue
+		}
+		files = append(files, f)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(strings.TrimPrefix(f, "testdata/"), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(Submission, workflow.RegisterOptions{Name: WorkflowName})
+			r.RegisterWorkflowWithOptions(Submission, workflow.RegisterOptions{Name: contract.WorkflowName})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

@@ -1,0 +1,343 @@
+// Package intake takes work into gradeflow, for the API and the starter
+// alike: it checks and stores a new submission's files and document and
+// starts its grading workflow, regrades a submission as a new one, and
+// uploads an assignment's configuration and files. Both programs get the
+// same validation, the same IDs and the same rollback: a request that
+// fails leaves nothing half done.
+package intake
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// Problem is what is wrong with a field.
+type Problem string
+
+// Problems.
+const (
+	Missing   Problem = "missing"     // a required field is absent
+	Invalid   Problem = "invalid"     // its value is wrong
+	Unsafe    Problem = "unsafe_path" // a file name would escape its directory
+	Malformed Problem = "malformed"   // it cannot be parsed at all
+)
+
+// FieldError is a request the service refuses because of one field, named
+// as the API and the files name it.
+type FieldError struct {
+	Field   string
+	Problem Problem
+	Msg     string
+}
+
+func (e *FieldError) Error() string { return e.Msg }
+
+func missing(field string) *FieldError {
+	return &FieldError{Field: field, Problem: Missing, Msg: "missing field: " + field}
+}
+
+func invalid(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Problem: Invalid,
+		Msg: fmt.Sprintf("invalid field %s: %s", field, fmt.Sprintf(format, args...))}
+}
+
+func unsafePath(field, name string) *FieldError {
+	return &FieldError{Field: field, Problem: Unsafe,
+		Msg: fmt.Sprintf("file name %q must be a relative path without '..', '.', empty or absolute parts", name)}
+}
+
+// Errors of requests that are well formed but cannot be served.
+var (
+	// ErrUnknownAssignment: the submission names an assignment that does not exist.
+	ErrUnknownAssignment = errors.New("unknown assignment")
+	// ErrConflict: the submission ID is taken by another student's or
+	// assignment's submission, or a regrade cannot be made.
+	ErrConflict = errors.New("conflict")
+)
+
+// Options are the service's limits.
+type Options struct {
+	// MaxSubmission bounds the bytes of a submission's files read back to
+	// regrade it.
+	MaxSubmission int64
+	Log           *zap.Logger // nil: no logging
+}
+
+// Service is the intake. It is safe for concurrent use.
+type Service struct {
+	store    *store.Store
+	temporal client.Client
+	opts     Options
+	known    knownAssignments
+	now      func() time.Time
+}
+
+// New returns a service storing into st and starting workflows through tc.
+func New(st *store.Store, tc client.Client, opts Options) *Service {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.MaxSubmission <= 0 {
+		opts.MaxSubmission = 16 << 20
+	}
+	return &Service{store: st, temporal: tc, opts: opts, now: time.Now}
+}
+
+// Submission is a submission as the portal or the starter hands it in.
+type Submission struct {
+	ID         string // "": a new one (NewID)
+	Assignment string
+	Student    string
+	Files      map[string][]byte // relative path → content
+}
+
+// Submitted is an accepted submission.
+type Submitted struct {
+	ID         string
+	WorkflowID string
+	Run        client.WorkflowRun // its grading; Get waits for the contract.Result
+	// Created is false when the ID existed already: then nothing new was
+	// stored or started, and Existing is the submission that has it.
+	Created  bool
+	Existing store.Submission
+	// RegradeOf is the regraded submission, for a regrade.
+	RegradeOf string
+}
+
+// NewID returns a fresh submission ID that sorts by time.
+func NewID(now time.Time) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
+}
+
+// ValidStudent reports whether s is usable as a student ID: 1 to 128
+// printable characters, no spaces.
+func ValidStudent(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Check validates a submission and names it (a new ID when it has none),
+// without storing anything: the assignment must exist, the student and ID
+// be valid, and every file name be a safe relative path.
+func (s *Service) Check(ctx context.Context, sub *Submission) error {
+	switch {
+	case sub.Assignment == "":
+		return missing("assignment")
+	case sub.Student == "":
+		return missing("student")
+	case !ValidStudent(sub.Student):
+		return invalid("student", "must be 1-128 printable characters without spaces")
+	case sub.ID != "" && !contract.ValidID(sub.ID):
+		return invalid("id", "must be 1-128 characters of a-z, A-Z, 0-9, '-', '_' or '.', not starting with '.'")
+	case len(sub.Files) == 0:
+		return missing("files")
+	}
+	for name := range sub.Files {
+		if !contract.ValidRelPath(name) {
+			return unsafePath("files", name)
+		}
+	}
+	if err := s.assignmentExists(ctx, sub.Assignment); err != nil {
+		return err
+	}
+	if sub.ID == "" {
+		sub.ID = NewID(s.now())
+	}
+	return nil
+}
+
+// Submit checks a submission, stores its files and read-model document and
+// starts its workflow. A submission whose ID exists starts nothing new: it
+// answers Created false and the existing submission (after making sure its
+// workflow runs), or ErrConflict when that one is another student's or
+// assignment's. If the workflow cannot be started, the files and document
+// are removed again.
+func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error) {
+	if err := s.Check(ctx, &sub); err != nil {
+		return Submitted{}, err
+	}
+	names := make([]string, 0, len(sub.Files))
+	for name := range sub.Files {
+		names = append(names, name)
+	}
+	created, err := s.store.CreateSubmission(ctx, store.Submission{
+		ID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Files: names, WorkflowID: contract.WorkflowID(sub.ID),
+	})
+	if err != nil {
+		return Submitted{}, err
+	}
+	if !created {
+		got, _, err := s.Resume(ctx, sub)
+		return got, err
+	}
+	undo := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.store.DeleteSubmission(ctx, sub.ID); err != nil {
+			s.opts.Log.Warn("roll back submission", zap.String("submission_id", sub.ID), zap.Error(err))
+		}
+	}
+	for name, data := range sub.Files {
+		if err := s.store.PutFile(ctx, store.SubmissionFile(sub.ID, name), data); err != nil {
+			undo()
+			return Submitted{}, err
+		}
+	}
+	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student})
+	if err != nil {
+		undo()
+		return Submitted{}, err
+	}
+	return Submitted{ID: sub.ID, WorkflowID: run.GetID(), Run: run, Created: true}, nil
+}
+
+// Resume finds the submission that has sub.ID, if any (found false
+// otherwise). When it is the same student's for the same assignment, it
+// makes sure its workflow runs (an earlier request may have died between
+// storing and starting it) and answers it; a workflow that ran is never
+// started again, so nothing is graded twice. Another student's or
+// assignment's submission is ErrConflict.
+func (s *Service) Resume(ctx context.Context, sub Submission) (got Submitted, found bool, err error) {
+	existing, err := s.store.Submission(ctx, sub.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Submitted{}, false, nil
+	}
+	if err != nil {
+		return Submitted{}, false, err
+	}
+	if existing.Student != sub.Student || existing.Assignment != sub.Assignment {
+		return Submitted{}, true, fmt.Errorf("submission %s exists for another student or assignment: %w", sub.ID, ErrConflict)
+	}
+	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student})
+	if err != nil {
+		return Submitted{}, true, err
+	}
+	return Submitted{ID: existing.ID, WorkflowID: run.GetID(), Run: run, Existing: existing, RegradeOf: existing.RegradeOf}, true, nil
+}
+
+// start starts the submission workflow, or finds the one that already ran
+// or runs for that submission.
+func (s *Service) start(ctx context.Context, in contract.Input) (client.WorkflowRun, error) {
+	run, err := s.temporal.ExecuteWorkflow(ctx, contract.StartOptions(in), contract.WorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return s.temporal.GetWorkflow(ctx, contract.WorkflowID(in.SubmissionID), ""), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start workflow %s: %w", contract.WorkflowID(in.SubmissionID), err)
+	}
+	return run, nil
+}
+
+// Regrade grades a submission's files again as a new submission
+// "<id>-r<N>", linked to the old one by regrade_of.
+func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
+	old, err := s.store.Submission(ctx, id)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if _, err := s.store.Assignment(ctx, old.Assignment); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("assignment %q no longer exists: %w", old.Assignment, ErrUnknownAssignment)
+		}
+		return Submitted{}, err
+	}
+	files, err := s.store.SubmissionFiles(ctx, old.ID, s.opts.MaxSubmission)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if len(files) == 0 {
+		return Submitted{}, fmt.Errorf("submission %s has no stored files to regrade: %w", old.ID, ErrConflict)
+	}
+	n, err := s.store.NextRegrade(ctx, old.ID)
+	if err != nil {
+		return Submitted{}, err
+	}
+	// Another regrade may take N between our read and our insert: then the
+	// next number is tried.
+	for range 8 {
+		rid := fmt.Sprintf("%s-r%d", old.ID, n)
+		if !contract.ValidID(rid) {
+			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
+		}
+		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files})
+		if err != nil {
+			return Submitted{}, err
+		}
+		if !got.Created {
+			n++
+			continue
+		}
+		if err := s.store.SetRegradeOf(ctx, rid, old.ID); err != nil {
+			// The regrade runs; only its link is missing. Not worth failing for.
+			s.opts.Log.Warn("link regrade", zap.String("submission_id", rid), zap.String("regrade_of", old.ID), zap.Error(err))
+		}
+		got.RegradeOf = old.ID
+		return got, nil
+	}
+	return Submitted{}, fmt.Errorf("too many concurrent regrades of %s; retry: %w", old.ID, ErrConflict)
+}
+
+// knownTTL is how long the service trusts that an assignment it saw
+// exists. Nothing deletes assignments; this bounds the staleness should
+// staff remove one from the database by hand.
+const knownTTL = time.Minute
+
+// knownAssignments remembers assignment names seen to exist, sparing each
+// submission a lookup.
+type knownAssignments struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (k *knownAssignments) has(name string, now time.Time) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return now.Before(k.until[name])
+}
+
+func (k *knownAssignments) add(name string, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.until == nil {
+		k.until = map[string]time.Time{}
+	}
+	k.until[name] = now.Add(knownTTL)
+}
+
+// assignmentExists fails with ErrUnknownAssignment unless the assignment exists.
+func (s *Service) assignmentExists(ctx context.Context, name string) error {
+	now := s.now()
+	if s.known.has(name, now) {
+		return nil
+	}
+	if _, err := s.store.Assignment(ctx, name); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("assignment %q: %w", name, ErrUnknownAssignment)
+	} else if err != nil {
+		return err
+	}
+	s.known.add(name, now)
+	return nil
+}

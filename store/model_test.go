@@ -1,0 +1,52 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/contract"
+)
+
+// TestAssignmentDocument: every field of the contract's assignment
+// survives the trip through its document.
+func TestAssignmentDocument(t *testing.T) {
+	a := contract.Assignment{
+		Name: "wc", Title: "Word count", Runtimes: []string{contract.RuntimeStreaming}, TimeLimitSeconds: 30, MemoryMB: 512,
+		CPUs: 0.5, ForbiddenModules: []string{"socket"}, Compare: contract.CompareExact, Points: 10, Mapper: "m.py",
+		Reducer: "r.py", Combiner: "c.py", MainClass: "Main", WebhookURL: "https://h/x", InputFiles: []string{"i"},
+		ExpectedFiles: []string{"e"}, UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+	if got := assignmentToDoc(a).assignment(); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", a) {
+		t.Errorf("round trip\n%+v\nwant\n%+v", got, a)
+	}
+}
+
+func TestTestResults(t *testing.T) {
+	if testResults(nil) != nil {
+		t.Error("no tests became some")
+	}
+	got := testResults([]contract.TestResult{{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d"}})
+	want := TestResult{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d"}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("testResults = %+v", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		xs   []float64
+		want float64
+		ok   bool
+	}{
+		{xs: nil, want: 0, ok: false},
+		{xs: []float64{3}, want: 3, ok: true},
+		{xs: []float64{5, 1, 3}, want: 3, ok: true},
+		{xs: []float64{4, 1, 3, 2}, want: 2.5, ok: true},
+	}
+	for _, tt := range tests {
+		if got, ok := Median(tt.xs); got != tt.want || ok != tt.ok {
+			t.Errorf("Median(%v) = %g, %v; want %g, %v", tt.xs, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/contract"
+)
+
+// slowStop is a worker whose Stop waits, as a real one waits for its
+// running tasks, until every worker of the process is stopping.
+type slowStop struct {
+	all     *sync.WaitGroup // every worker has entered Stop
+	stopped bool
+}
+
+func (s *slowStop) Stop() {
+	s.all.Done()
+	s.all.Wait() // a sequential drain would never get past the first worker
+	s.stopped = true
+}
+
+// TestStopAllDrainsEveryQueueAtOnce: a process serving all three queues
+// stops their workers together, so the drain takes one stop timeout, not
+// three, and no queue keeps taking tasks while another drains. Each fake
+// worker's Stop blocks until all three are stopping: a drain that stopped
+// them one after another would hang here.
+func TestStopAllDrainsEveryQueueAtOnce(t *testing.T) {
+	var all sync.WaitGroup
+	ws := make([]*slowStop, len(contract.TaskQueues))
+	all.Add(len(ws))
+	for i := range ws {
+		ws[i] = &slowStop{all: &all}
+	}
+	done := make(chan struct{})
+	go func() {
+		stopAll(ws)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("stopAll stops its workers one after another")
+	}
+	for i, w := range ws {
+		if !w.stopped {
+			t.Errorf("worker %d not stopped when stopAll returned", i)
+		}
+	}
+}
+
+// TestEveryActivityRegistered: every activity the contract names has an
+// implementation, on a queue the contract names, so that renaming a method
+// cannot silently break dispatch.
+func TestEveryActivityRegistered(t *testing.T) {
+	impls := implementations(&activities.Activities{})
+	var queues []string
+	for _, q := range contract.TaskQueues {
+		queues = append(queues, q)
+	}
+	for name, queue := range contract.ActivityQueues {
+		if impls[name] == nil {
+			t.Errorf("activity %s has no implementation", name)
+		}
+		if !slices.Contains(queues, queue) {
+			t.Errorf("activity %s runs on unknown queue %s", name, queue)
+		}
+	}
+	if len(impls) != len(contract.ActivityQueues) {
+		t.Errorf("%d implementations for %d activities", len(impls), len(contract.ActivityQueues))
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string // part of the error naming the setting
+	}{
+		{name: "defaults", check: func(c Config) bool {
+			return c.Temporal.Address == "127.0.0.1:7233" && c.Mongo.DB == "gradeflow" && slices.Equal(c.Queues, []string{"sanity", "execute", "grade"}) &&
+				c.ExecuteSlots == 2 && c.GradeSlots == 32 && c.StopTimeout == 20*time.Second && !c.PullImage
+		}},
+		{name: "env", env: map[string]string{
+			"GRADEFLOW_QUEUES": "execute", "GRADEFLOW_EXECUTE_SLOTS": "4", "GRADEFLOW_STOP_TIMEOUT": "3s",
+			"GRADEFLOW_IMAGE_PULL": "true", "GRADEFLOW_WEBHOOK_SECRET": "s", "TEMPORAL_NAMESPACE": "ns",
+		}, check: func(c Config) bool {
+			return slices.Equal(c.Queues, []string{"execute"}) && c.ExecuteSlots == 4 && c.StopTimeout == 3*time.Second &&
+				c.PullImage && c.WebhookSecret == "s" && c.Temporal.Namespace == "ns"
+		}},
+		{name: "flags win", args: []string{"-execute-slots", "6"}, env: map[string]string{"GRADEFLOW_EXECUTE_SLOTS": "4"},
+			check: func(c Config) bool { return c.ExecuteSlots == 6 }},
+		{name: "bad number is an error, not the default", env: map[string]string{"GRADEFLOW_EXECUTE_SLOTS": "four"}, wantErr: "GRADEFLOW_EXECUTE_SLOTS"},
+		{name: "bad duration", env: map[string]string{"GRADEFLOW_STOP_TIMEOUT": "soon"}, wantErr: "GRADEFLOW_STOP_TIMEOUT"},
+		{name: "bad boolean", env: map[string]string{"GRADEFLOW_IMAGE_PULL": "yes please"}, wantErr: "GRADEFLOW_IMAGE_PULL"},
+		{name: "zero slots", env: map[string]string{"GRADEFLOW_GRADE_SLOTS": "0"}, wantErr: "GRADEFLOW_GRADE_SLOTS"},
+		{name: "unknown queue", env: map[string]string{"GRADEFLOW_QUEUES": "sanity,cook"}, wantErr: "GRADEFLOW_QUEUES"},
+		{name: "no queue", env: map[string]string{"GRADEFLOW_QUEUES": " , "}, wantErr: "GRADEFLOW_QUEUES"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			c, err := loadConfig(tt.args, lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("config %+v", c)
+			}
+		})
+	}
+}
