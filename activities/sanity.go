@@ -75,9 +75,15 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 	if res.TimedOut {
 		return Plan{}, studentFailure(Verdict{compileOutcome(runtime), fmt.Sprintf("the check did not finish within %s", a.Config.SanityTimeout), cfg.Points})
 	}
-	b, err := parseBundle(res.Stdout)
+	b, err := parseBundle(res.Stdout, 1, a.Config.MaxSubmission+1<<20)
 	if err != nil {
-		// The checker is our code; if it broke, that is ours to retry.
+		// The checker is our code, and it reports its own crashes as a
+		// result. No result at all is retried once, then charged to the
+		// submission that causes it (never an endless infrastructure retry).
+		if info.Attempt > 1 {
+			activity.GetLogger(ctx).Warn("sanity check left no result", "exit", res.ExitCode, "error", err, "stderr", tail(res.Stderr, 2048))
+			return Plan{}, studentFailure(Verdict{compileOutcome(runtime), "the check could not process this submission", cfg.Points})
+		}
 		return Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
 	}
 	if !b.result.OK {
