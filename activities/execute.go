@@ -54,6 +54,10 @@ func (a *Activities) Execute(ctx context.Context, plan Plan) (Execution, error) 
 			}
 		}
 		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
+		if len(plan.Config.ForbiddenModules) > 0 {
+			// Enforced again while the mapper and reducer run (guard.py).
+			cmd = append(cmd, "--forbid", strings.Join(plan.Config.ForbiddenModules, ","))
+		}
 		if plan.Config.Combiner != "" {
 			cmd = append(cmd, "--combiner", plan.Config.Combiner)
 		}

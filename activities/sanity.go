@@ -41,6 +41,9 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	if err := CheckFileNames(files); err != nil {
+		return Plan{}, studentFailure(Verdict{store.OutcomeInvalidSubmission, err.Error(), cfg.Points})
+	}
 	runtime, err := DetectRuntime(cfg, files)
 	if err != nil {
 		return Plan{}, studentFailure(Verdict{store.OutcomeInvalidSubmission, err.Error(), cfg.Points})
@@ -64,6 +67,9 @@ func (a *Activities) Sanity(ctx context.Context, req Request) (Plan, error) {
 		}
 	} else {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
+		if len(cfg.ForbiddenModules) > 0 {
+			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
+		}
 	}
 	spec := a.spec(ctx, req, "sanity", cmd, 1024, 1)
 	spec.Mounts = []sandbox.Mount{{Source: dir + "/job", Target: "/job"}}
@@ -173,6 +179,35 @@ func DetectRuntime(cfg store.Assignment, files []string) (string, error) {
 		return "", fmt.Errorf("assignment %s does not accept %s submissions (it accepts %s)", cfg.Name, runtime, strings.Join(cfg.Runtimes, ", "))
 	}
 	return runtime, nil
+}
+
+// CheckFileNames refuses submission file names the sandbox cannot lay out
+// or that could read as options to the tools it runs: a name that is also
+// a directory of another (x and x/y), a path element starting with '-' or
+// '@', control or bidi-override characters.
+func CheckFileNames(files []string) error {
+	set := make(map[string]bool, len(files))
+	for _, f := range files {
+		set[f] = true
+	}
+	for _, f := range files {
+		for _, part := range strings.Split(f, "/") {
+			if strings.HasPrefix(part, "-") || strings.HasPrefix(part, "@") {
+				return fmt.Errorf("file name %q is not allowed: no part of a name may start with '-' or '@'", f)
+			}
+		}
+		for _, r := range f {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f {
+				return fmt.Errorf("file name %q is not allowed: it contains a control or direction-override character", f)
+			}
+		}
+		for dir := path.Dir(f); dir != "." && dir != "/"; dir = path.Dir(dir) {
+			if set[dir] {
+				return fmt.Errorf("file names %q and %q collide: %s cannot be both a file and a directory", dir, f, dir)
+			}
+		}
+	}
+	return nil
 }
 
 func compileOutcome(runtime string) store.Outcome {
