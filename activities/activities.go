@@ -82,6 +82,10 @@ type Activities struct {
 	// delivery is signed. Without it, Webhook fails for assignments that
 	// have a webhook URL.
 	HTTP *http.Client
+	// NamespaceID is the ID of the Temporal namespace this worker serves. It
+	// labels every container (sandbox.LabelNamespace), so that another
+	// stack's janitor on the same engine leaves them alone.
+	NamespaceID string
 
 	inputs   inputCache
 	jobs     jobHandoff

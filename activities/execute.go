@@ -189,6 +189,7 @@ func (a *Activities) spec(ctx context.Context, req Request, kind string, cmd []s
 			sandbox.LabelActivity:   info.ActivityID,
 			sandbox.LabelAttempt:    attempt,
 			sandbox.LabelKind:       kind,
+			sandbox.LabelNamespace:  a.NamespaceID,
 		},
 		MemoryBytes:  mem,
 		NanoCPUs:     int64(cpus * 1e9),
@@ -210,7 +211,8 @@ func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
 		return // the run itself will surface an engine problem
 	}
 	for _, c := range list {
-		if c.Labels[sandbox.LabelSubmission] != id || c.Labels[sandbox.LabelKind] != "execute" {
+		if c.Labels[sandbox.LabelSubmission] != id || c.Labels[sandbox.LabelKind] != "execute" ||
+			c.Labels[sandbox.LabelNamespace] != a.NamespaceID {
 			continue
 		}
 		if n, _ := strconv.Atoi(c.Labels[sandbox.LabelAttempt]); n < attempt {

@@ -23,6 +23,10 @@ type janitor struct {
 	temporal client.Client
 	log      *zap.Logger
 	grace    time.Duration // younger containers are never judged
+	// namespaceID is the Temporal namespace this worker serves. Containers
+	// labelled with another namespace belong to another stack sharing the
+	// engine, whose Temporal would know them; this one must not judge them.
+	namespaceID string
 }
 
 // loop sweeps at start and then every interval until ctx ends.
@@ -51,7 +55,7 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 	}
 	removed := 0
 	for _, c := range list {
-		if time.Since(c.Created) < j.grace {
+		if time.Since(c.Created) < j.grace || !j.ours(c.Labels) {
 			continue
 		}
 		live, err := j.live(ctx, c.Labels)
@@ -69,6 +73,13 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 		removed++
 	}
 	return removed, nil
+}
+
+// ours reports whether a container belongs to this worker's stack. A
+// container without the namespace label predates it and is judged as before.
+func (j *janitor) ours(labels map[string]string) bool {
+	ns, ok := labels[sandbox.LabelNamespace]
+	return !ok || ns == j.namespaceID
 }
 
 // live reports whether the activity attempt that created a container is

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -48,10 +49,15 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	defer tc.Close()
 
+	nsID, err := namespaceID(ctx, tc, cfg.TemporalNamespace)
+	if err != nil {
+		return err
+	}
 	acts := &activities.Activities{
-		Store:  st,
-		Config: cfg.Activities,
-		HTTP:   activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
+		NamespaceID: nsID,
+		Store:       st,
+		Config:      cfg.Activities,
+		HTTP:        activities.NewWebhookClient(cfg.WebhookSecret, 10*time.Second),
 		Notify: func(ctx context.Context, workflowID string, stage store.Stage) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", workflows.SignalStage, stage)
 		},
@@ -110,7 +116,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 	janitorDone := make(chan struct{})
 	if needsDocker {
-		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second}
+		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID}
 		go func() {
 			defer close(janitorDone)
 			j.loop(ctx, cfg.JanitorEvery)
@@ -183,4 +189,16 @@ func advertise(ctx context.Context, st *store.Store, beat store.WorkerBeat, ever
 		case <-t.C:
 		}
 	}
+}
+
+// namespaceID looks up the ID of the namespace the worker serves; it tells
+// this stack's containers from those of other stacks on the same engine.
+func namespaceID(ctx context.Context, tc client.Client, namespace string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := tc.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	if err != nil {
+		return "", fmt.Errorf("describe namespace %s: %w", namespace, err)
+	}
+	return resp.GetNamespaceInfo().GetId(), nil
 }

@@ -29,6 +29,12 @@ const (
 	LabelActivity   = "gradeflow.activity"
 	LabelAttempt    = "gradeflow.attempt"
 	LabelKind       = "gradeflow.kind"
+	// LabelNamespace carries the ID of the Temporal namespace whose worker
+	// made the container. Namespace IDs are unique per Temporal cluster, so
+	// stacks that share a Docker engine (a test stack beside `make run`, a
+	// compose deployment beside a second project) judge only their own
+	// containers.
+	LabelNamespace = "gradeflow.namespace"
 )
 
 // User is the uid:gid a container starts as: root, but with only

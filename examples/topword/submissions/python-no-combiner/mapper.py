@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+"""topword mapper: key every word by its first letter, "letter<TAB>word<TAB>1"."""
+import re
+import sys
+
+WORD = re.compile(r"[a-z]+")
+
+for line in sys.stdin:
+    for word in WORD.findall(line.lower()):
+        print(f"{word[0]}\t{word}\t1")
