@@ -25,7 +25,8 @@ func TestHostileSubmissions(t *testing.T) {
 		{"fork-bomb", []store.Outcome{store.OutcomeRuntimeError, store.OutcomeTimeLimit}, ""},
 		{"memory-bomb", []store.Outcome{store.OutcomeMemoryLimit}, "memory limit"},
 		{"disk-fill", []store.Outcome{store.OutcomeRuntimeError, store.OutcomeMemoryLimit}, ""},
-		{"network-egress", []store.Outcome{store.OutcomePassed}, ""},
+		// asyncio imports socket, which the run-time guard refuses.
+		{"network-egress", []store.Outcome{store.OutcomeRuntimeError}, "forbidden module 'socket'"},
 		{"output-flood", []store.Outcome{store.OutcomeOutputLimit}, "output"},
 		{"stderr-flood", []store.Outcome{store.OutcomeTimeLimit}, "time limit"},
 		{"snoop", []store.Outcome{store.OutcomePassed}, ""},
