@@ -1,13 +1,11 @@
 package activities
 
 import (
-	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
+
+	"github.com/gradeflow/gradeflow/docker/sandbox"
 )
 
 // runResult is result.json, which the runtime image's runner writes into the
@@ -52,35 +50,35 @@ type bundle struct {
 
 var errNoResult = errors.New("container wrote no result.json")
 
-// parseBundle reads the tar stream a runtime container printed.
-func parseBundle(stdout []byte) (bundle, error) {
+// maxResultJSON caps result.json: the runner's messages are a few KB.
+const maxResultJSON = 256 << 10
+
+// parseBundle reads the tar stream a runtime container printed, within
+// limits checked while reading (sandbox.ParseTar): at most maxFiles
+// entries and maxBytes of file data, no sparse or extension headers. The
+// files alias stdout.
+func parseBundle(stdout []byte, maxFiles int, maxBytes int64) (bundle, error) {
 	b := bundle{files: map[string][]byte{}}
-	tr := tar.NewReader(bytes.NewReader(stdout))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	files, err := sandbox.ParseTar(stdout, sandbox.TarLimits{MaxEntries: maxFiles + 8, MaxEntryBytes: maxBytes, MaxTotalBytes: maxBytes})
+	if err != nil {
+		return b, fmt.Errorf("read container output: %w", err)
+	}
+	for _, f := range files {
+		if _, dup := b.files[f.Name]; dup || (f.Name == "result.json" && b.result != nil) {
+			return b, fmt.Errorf("read container output: %w: %s twice", sandbox.ErrUnsafeTar, f.Name)
 		}
-		if err != nil {
-			return b, fmt.Errorf("read container output: %w", err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		name := strings.TrimPrefix(h.Name, "./")
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			return b, fmt.Errorf("read container output %s: %w", name, err)
-		}
-		if name == "result.json" {
+		if f.Name == "result.json" {
+			if len(f.Data) > maxResultJSON {
+				return b, fmt.Errorf("read container output: result.json is %d bytes", len(f.Data))
+			}
 			var r runResult
-			if err := json.Unmarshal(data, &r); err != nil {
+			if err := json.Unmarshal(f.Data, &r); err != nil {
 				return b, fmt.Errorf("parse result.json: %w", err)
 			}
 			b.result = &r
 			continue
 		}
-		b.files[name] = data
+		b.files[f.Name] = f.Data
 	}
 	if b.result == nil {
 		return b, errNoResult

@@ -55,6 +55,10 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 			}
 		}
 		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
+		if len(plan.Config.ForbiddenModules) > 0 {
+			// Enforced again while the mapper and reducer run (guard.py).
+			cmd = append(cmd, "--forbid", strings.Join(plan.Config.ForbiddenModules, ","))
+		}
 		if plan.Config.Combiner != "" {
 			cmd = append(cmd, "--combiner", plan.Config.Combiner)
 		}
@@ -97,21 +101,33 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		v.MaxScore = points
 		return contract.Execution{}, contract.NewStudentFailure(v)
 	}
-	b, err := parseBundle(res.Stdout)
+	b, err := parseBundle(res.Stdout, MaxOutputFiles, a.Config.MaxOutput)
 	if err != nil {
-		// A job that killed its own runner (exit 137 from a fork bomb, say)
-		// is the student's; a clean exit with no result is ours.
-		if res.ExitCode != 0 {
+		// The runner (not student code) writes the result, after every
+		// student process is gone. No readable result from a job that
+		// killed its own runner (exit 137 from a fork bomb, say), or twice
+		// in a row, is the submission's doing: scored, not retried again.
+		if res.ExitCode != 0 || info.Attempt > 1 {
+			log.Warn("no readable result", "exit_code", res.ExitCode, "error", err)
 			return contract.Execution{}, contract.NewStudentFailure(contract.Grade{
 				Outcome:  contract.OutcomeRuntimeError,
-				Feedback: fmt.Sprintf("the job ended abnormally (exit code %d)\n%s", res.ExitCode, tail(res.Stderr, 2048)),
+				Feedback: fmt.Sprintf("the job ended abnormally without a result (exit code %d)", res.ExitCode),
 				MaxScore: points,
 			})
 		}
 		return contract.Execution{}, fmt.Errorf("execute container: %w", err)
 	}
-	if !b.result.OK {
-		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeRuntimeError, Feedback: runtimeFeedback(b.result, res.Stderr), MaxScore: points})
+	// Verdict facts come from the engine and the worker: a non-zero exit
+	// of the container fails the job whatever result.json says.
+	if !b.result.OK || res.ExitCode != 0 {
+		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeRuntimeError, Feedback: runtimeFeedback(b.result, res.ExitCode), MaxScore: points})
+	}
+	if len(b.files) > MaxOutputFiles {
+		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{
+			Outcome:  contract.OutcomeOutputLimit,
+			Feedback: fmt.Sprintf("the job wrote %d output files, over the limit of %d", len(b.files), MaxOutputFiles),
+			MaxScore: points,
+		})
 	}
 
 	// Each attempt writes under its own prefix and returns the exact names,
@@ -135,6 +151,10 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	return exec, nil
 }
 
+// MaxOutputFiles caps the part files a job may write (and the entries of
+// its result tar); the runner enforces it too.
+const MaxOutputFiles = 1000
+
 // judgeRun turns a killed or flooded container into a student outcome.
 func judgeRun(res sandbox.Result, limit time.Duration, memoryMB int, maxOutput int64) (contract.Grade, bool) {
 	switch {
@@ -148,15 +168,15 @@ func judgeRun(res sandbox.Result, limit time.Duration, memoryMB int, maxOutput i
 	return contract.Grade{}, false
 }
 
-func runtimeFeedback(r *runResult, stderr string) string {
+// runtimeFeedback is the runner's summary of a failed job: the step that
+// failed and the error's type and place. The container's raw stderr is not
+// shown: student code can print anything there, the input data included.
+func runtimeFeedback(r *runResult, exitCode int) string {
 	msg := strings.TrimSpace(r.Message)
 	if msg == "" {
-		msg = fmt.Sprintf("the job failed (exit code %d)", r.ExitCode)
+		msg = fmt.Sprintf("the job failed (exit code %d)", exitCode)
 	}
-	if t := tail(stderr, 3072); t != "" {
-		msg += "\n\n" + t
-	}
-	return msg
+	return truncate(msg, 2048)
 }
 
 // spec builds the sandbox spec shared by every container of a submission.

@@ -42,6 +42,9 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 	if err != nil {
 		return contract.Plan{}, err
 	}
+	if err := CheckFileNames(files); err != nil {
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
+	}
 	runtime, err := DetectRuntime(cfg, files)
 	if err != nil {
 		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
@@ -65,6 +68,9 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 		}
 	} else {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
+		if len(cfg.ForbiddenModules) > 0 {
+			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
+		}
 	}
 	spec := a.spec(ctx, req, "sanity", cmd, sanityLimits)
 	spec.Mounts = []sandbox.Mount{{Source: dir + "/job", Target: "/job"}}
@@ -76,9 +82,15 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 	if res.TimedOut {
 		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: compileOutcome(runtime), Feedback: fmt.Sprintf("the check did not finish within %s", a.Config.SanityTimeout), MaxScore: cfg.Points})
 	}
-	b, err := parseBundle(res.Stdout)
+	b, err := parseBundle(res.Stdout, 1, a.Config.MaxSubmission+1<<20)
 	if err != nil {
-		// The checker is our code; if it broke, that is ours to retry.
+		// The checker is our code, and it reports its own crashes as a
+		// result. No result at all is retried once, then charged to the
+		// submission that causes it (never an endless infrastructure retry).
+		if info.Attempt > 1 {
+			activity.GetLogger(ctx).Warn("sanity check left no result", "exit_code", res.ExitCode, "error", err, "stderr", tail(res.Stderr, 2048))
+			return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: compileOutcome(runtime), Feedback: "the check could not process this submission", MaxScore: cfg.Points})
+		}
 		return contract.Plan{}, fmt.Errorf("sanity container (exit %d): %w: %s", res.ExitCode, err, tail(res.Stderr, 2048))
 	}
 	if !b.result.OK {
@@ -172,6 +184,35 @@ func DetectRuntime(cfg contract.Assignment, files []string) (string, error) {
 		return "", fmt.Errorf("assignment %s does not accept %s submissions (it accepts %s)", cfg.Name, runtime, strings.Join(cfg.Runtimes, ", "))
 	}
 	return runtime, nil
+}
+
+// CheckFileNames refuses submission file names the sandbox cannot lay out
+// or that could read as options to the tools it runs: a name that is also
+// a directory of another (x and x/y), a path element starting with '-' or
+// '@', control or bidi-override characters.
+func CheckFileNames(files []string) error {
+	set := make(map[string]bool, len(files))
+	for _, f := range files {
+		set[f] = true
+	}
+	for _, f := range files {
+		for _, part := range strings.Split(f, "/") {
+			if strings.HasPrefix(part, "-") || strings.HasPrefix(part, "@") {
+				return fmt.Errorf("file name %q is not allowed: no part of a name may start with '-' or '@'", f)
+			}
+		}
+		for _, r := range f {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f {
+				return fmt.Errorf("file name %q is not allowed: it contains a control or direction-override character", f)
+			}
+		}
+		for dir := path.Dir(f); dir != "." && dir != "/"; dir = path.Dir(dir) {
+			if set[dir] {
+				return fmt.Errorf("file names %q and %q collide: %s cannot be both a file and a directory", dir, f, dir)
+			}
+		}
+	}
+	return nil
 }
 
 func compileOutcome(runtime string) contract.Outcome {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,17 +75,17 @@ func TestParseBundle(t *testing.T) {
 		"./output/part-00000": "a\t1\n",
 		"./output/part-00001": "b\t2\n",
 	})
-	b, err := parseBundle(ok)
+	b, err := parseBundle(ok, 10, 1<<20)
 	if err != nil || !b.result.OK || len(b.files) != 2 || string(b.files["output/part-00001"]) != "b\t2\n" {
 		t.Fatalf("parseBundle = %+v, %v", b, err)
 	}
-	if _, err := parseBundle(tarOf(t, map[string]string{"output/part-00000": "x"})); !errors.Is(err, errNoResult) {
+	if _, err := parseBundle(tarOf(t, map[string]string{"output/part-00000": "x"}), 10, 1<<20); !errors.Is(err, errNoResult) {
 		t.Fatalf("no result.json: err %v, want errNoResult", err)
 	}
-	if _, err := parseBundle(ok[:100]); err == nil {
+	if _, err := parseBundle(ok[:100], 10, 1<<20); err == nil {
 		t.Fatal("tar cut inside a header parsed without error")
 	}
-	if _, err := parseBundle(tarOf(t, map[string]string{"result.json": "{"})); err == nil {
+	if _, err := parseBundle(tarOf(t, map[string]string{"result.json": "{"}), 10, 1<<20); err == nil {
 		t.Fatal("bad result.json parsed without error")
 	}
 }
@@ -136,6 +137,50 @@ func TestJudgeRun(t *testing.T) {
 			v, failed := judgeRun(tc.res, 20*time.Second, 1024, 1<<20)
 			if failed != tc.failed || v.Outcome != tc.want {
 				t.Fatalf("judgeRun = %+v, %v; want %s, %v", v, failed, tc.want, tc.failed)
+			}
+		})
+	}
+}
+
+func TestParseBundleLimits(t *testing.T) {
+	many := map[string]string{"result.json": `{"ok":true}`}
+	for i := 0; i < 20; i++ {
+		many[fmt.Sprintf("output/part-%05d", i)] = "x\n"
+	}
+	if _, err := parseBundle(tarOf(t, many), 5, 1<<20); !errors.Is(err, sandbox.ErrUnsafeTar) {
+		t.Fatalf("21 entries with a cap of 5 files: err %v, want ErrUnsafeTar", err)
+	}
+	big := tarOf(t, map[string]string{"result.json": `{"ok":true}`, "output/part-00000": strings.Repeat("x", 4096)})
+	if _, err := parseBundle(big, 5, 1024); !errors.Is(err, sandbox.ErrUnsafeTar) {
+		t.Fatalf("4 KiB file with a 1 KiB cap: err %v, want ErrUnsafeTar", err)
+	}
+}
+
+func TestCheckFileNames(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   []string
+		wantErr string
+	}{
+		{"plain", []string{"mapper.py", "reducer.py", "lib/util.py"}, ""},
+		{"file and directory", []string{"x", "x/y"}, "collide"},
+		{"deep collision", []string{"a/b", "a/b/c/d"}, "collide"},
+		{"option-like", []string{"-proc:only.java"}, "'-'"},
+		{"argfile-like", []string{"src/@opts"}, "'@'"},
+		{"control character", []string{"map\nper.py"}, "control"},
+		{"bidi override", []string{"mapper\u202ey.py"}, "override"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckFileNames(tc.files)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("CheckFileNames(%q) = %v", tc.files, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("CheckFileNames(%q) = %v, want an error mentioning %q", tc.files, err, tc.wantErr)
 			}
 		})
 	}

@@ -213,11 +213,20 @@ func TestExecute(t *testing.T) {
 			run: func(t *testing.T) (sandbox.Result, error) {
 				return sandbox.Result{Elapsed: 2 * time.Second, Stdout: bundleResult(t, okResult, map[string]string{
 					"./output/part-00001": "b\t1\n", "./output/part-00000": "a\t2\n", "./output/_SUCCESS": "",
-					"./output/../../escape": "x", "./log.txt": "not output",
+					"./log.txt": "not output",
 				})}, nil
 			},
 			wantCmd:     "streaming --mapper mapper.py --reducer reducer.py",
 			wantOutputs: []string{"outputs/s1/a1/_SUCCESS", "outputs/s1/a1/part-00000", "outputs/s1/a1/part-00001"},
+		},
+		{
+			name: "a result tar with an escaping name is refused whole and retried", runtime: contract.RuntimeStreaming,
+			run: func(t *testing.T) (sandbox.Result, error) {
+				return sandbox.Result{Stdout: bundleResult(t, okResult, map[string]string{
+					"./output/part-00000": "a\t2\n", "./output/../../escape": "x",
+				})}, nil
+			},
+			wantFailure: "retry", wantCmd: "streaming",
 		},
 		{
 			name: "jar job", runtime: contract.RuntimeJar,

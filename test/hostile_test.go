@@ -27,7 +27,8 @@ func TestHostileSubmissions(t *testing.T) {
 		{"fork-bomb", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeTimeLimit}, ""},
 		{"memory-bomb", []contract.Outcome{contract.OutcomeMemoryLimit}, "memory limit"},
 		{"disk-fill", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeMemoryLimit}, ""},
-		{"network-egress", []contract.Outcome{contract.OutcomePassed}, ""},
+		// asyncio imports socket, which the run-time guard refuses.
+		{"network-egress", []contract.Outcome{contract.OutcomeRuntimeError}, "forbidden module 'socket'"},
 		{"output-flood", []contract.Outcome{contract.OutcomeOutputLimit}, "output"},
 		{"stderr-flood", []contract.Outcome{contract.OutcomeTimeLimit}, "time limit"},
 		{"snoop", []contract.Outcome{contract.OutcomePassed}, ""},

@@ -37,8 +37,23 @@ const (
 	LabelNamespace = "gradeflow.namespace"
 )
 
-// User is the unprivileged uid:gid student code runs as.
-const User = "1000:1000"
+// User is the uid:gid a container starts as: root, but with only
+// CAP_SETUID and CAP_SETGID (Capabilities), no-new-privileges and a
+// read-only root. The image's runner drops to uid 999 at once and runs
+// student code as uid 1000 with no capabilities, so student code can
+// neither signal, trace nor read the runner, nor reach its result channel.
+const User = "0:0"
+
+// StudentUID is the uid student code runs as inside the container.
+const StudentUID = 1000
+
+// Capabilities are the only capabilities a container keeps: what the
+// runner needs to switch to the student's uid.
+var Capabilities = []string{"CAP_SETUID", "CAP_SETGID"}
+
+// CoreDumps are off, and no single file may grow beyond FileSizeLimit
+// (or the scratch space, if that is smaller).
+const FileSizeLimit = 1 << 30
 
 // Mount is a host directory bind-mounted read-only into the container.
 type Mount struct {
@@ -230,6 +245,11 @@ func (r *Runner) create(ctx context.Context, spec Spec) (string, error) {
 		AttachStderr:    true,
 	}
 	pids := spec.PidsLimit
+	init := true
+	fsize := int64(FileSizeLimit)
+	if spec.ScratchBytes > 0 && spec.ScratchBytes < fsize {
+		fsize = spec.ScratchBytes
+	}
 	mounts := make([]mount.Mount, 0, len(spec.Mounts))
 	for _, m := range spec.Mounts {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
@@ -238,19 +258,25 @@ func (r *Runner) create(ctx context.Context, spec Spec) (string, error) {
 		NetworkMode:    "none",
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
+		CapAdd:         Capabilities,
+		Init:           &init, // an init reaps orphans and forwards signals
 		SecurityOpt:    []string{"no-new-privileges"},
 		LogConfig:      container.LogConfig{Type: "none"},
 		Mounts:         mounts,
 		Tmpfs: map[string]string{
-			"/scratch": fmt.Sprintf("rw,exec,nosuid,nodev,size=%d", spec.ScratchBytes),
-			"/tmp":     "rw,exec,nosuid,nodev,size=67108864",
+			"/scratch": fmt.Sprintf("rw,exec,nosuid,nodev,mode=1777,size=%d", spec.ScratchBytes),
+			"/tmp":     "rw,noexec,nosuid,nodev,mode=1777,size=67108864",
 		},
 		Resources: container.Resources{
 			Memory:     spec.MemoryBytes,
 			MemorySwap: spec.MemoryBytes, // no swap
 			NanoCPUs:   spec.NanoCPUs,
 			PidsLimit:  &pids,
-			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: 4096, Hard: 4096}},
+			Ulimits: []*container.Ulimit{
+				{Name: "nofile", Soft: 4096, Hard: 4096},
+				{Name: "core", Soft: 0, Hard: 0},
+				{Name: "fsize", Soft: fsize, Hard: fsize},
+			},
 		},
 	}
 	for attempt := 0; ; attempt++ {

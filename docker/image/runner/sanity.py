@@ -16,7 +16,13 @@ Subcommands (all write nothing to stdout; the runner owns stdout for its tar):
          so `RunJar JAR CLASS ...` passes CLASS as the main class).
   tee    FILE LIMIT
          Copy stdin to stderr, keeping the first LIMIT bytes in FILE.
+  bytecode JAR [--forbid a.b,c.D]
+         Exit 0 if no class in JAR uses a forbidden API (process creation,
+         sockets, reflection and class loading, JDK internals, native code,
+         plus the given package/class prefixes), else 1 with the first uses
+         on stderr.
 """
+import struct
 import argparse
 import ast
 import json
@@ -126,12 +132,23 @@ def check_file(path, rel, forbidden):
         )]
     except (ValueError, UnicodeDecodeError) as e:  # e.g. null bytes
         return [dict(file=rel, line=0, col=0, category="syntax", message=f"SyntaxError: {e}")]
+    except (RecursionError, MemoryError):
+        return [dict(file=rel, line=0, col=0, category="syntax",
+                     message="SyntaxError: the file is too deeply nested or too large to compile")]
     if not forbidden:
         return []
-    return [
+    try:
+        return [
         dict(file=rel, line=line, col=col + 1, category="forbidden_import", message=msg)
         for line, col, msg in sorted(set(scan_imports(code_tree, forbidden)))
-    ]
+        ]
+    except (RecursionError, MemoryError):
+        return [dict(file=rel, line=0, col=0, category="syntax",
+                     message="SyntaxError: the file is too deeply nested to check")]
+
+
+# Files Python could import code from without a source the check has seen.
+SOURCELESS = (".pyc", ".pyo", ".zip", ".egg", ".whl", ".so", ".pyd", ".pth")
 
 
 def cmd_check(args):
@@ -145,6 +162,12 @@ def cmd_check(args):
                 full = os.path.join(dirpath, name)
                 files.append((full, os.path.relpath(full, args.root)))
     errors = []
+    for dirpath, dirnames, filenames in os.walk(args.root):
+        for name in sorted(filenames):
+            if name.endswith(SOURCELESS):
+                rel = os.path.relpath(os.path.join(dirpath, name), args.root)
+                errors.append(dict(file=rel, line=0, col=0, category="forbidden_import",
+                                   message=f"compiled or archived code ({name.rsplit('.', 1)[-1]}) is not allowed: submit Python sources"))
     for full, rel in files:
         errs = check_file(full, rel, forbidden)
         errors.extend(errs)
@@ -216,9 +239,71 @@ def _py_location(frames):
         m = PY_FRAME.match(line)
         if m:
             f = m.group("file")
-            f = f[len("/job/"):] if f.startswith("/job/") else f
-            return f"{f}, line {m.group('line')}"
+            if not f.startswith("/job/") or not os.path.isfile(f) or ".." in f:
+                continue  # only files of the submission: the rest could be anything
+            return f"{f[len('/job/'):]}, line {m.group('line')}"
     return None
+
+
+# Everything in a job's stderr is the student's to write, so feedback keeps
+# only what cannot carry the hidden input: a known exception type, the
+# guard's exact refusal messages, a file of the submission and a line number.
+JAVA_EXCEPTIONS = {
+    "java.lang." + n for n in (
+        "NullPointerException", "ArrayIndexOutOfBoundsException", "StringIndexOutOfBoundsException",
+        "IndexOutOfBoundsException", "NumberFormatException", "ClassNotFoundException", "OutOfMemoryError",
+        "StackOverflowError", "IllegalArgumentException", "IllegalStateException", "ClassCastException",
+        "ArithmeticException", "UnsupportedOperationException", "NoSuchMethodException", "NoSuchMethodError",
+        "NoClassDefFoundError", "NoSuchFieldError", "RuntimeException", "Exception", "Error",
+        "InterruptedException", "NegativeArraySizeException", "ArrayStoreException", "SecurityException",
+        "InstantiationException", "IllegalAccessException", "ExceptionInInitializerError", "AbstractMethodError",
+        "IncompatibleClassChangeError", "VerifyError", "UnsatisfiedLinkError", "LinkageError")
+} | {"java.io.IOException", "java.io.FileNotFoundException", "java.io.UncheckedIOException",
+     "java.util.NoSuchElementException", "java.util.ConcurrentModificationException",
+     "java.util.InputMismatchException", "org.apache.hadoop.mapred.FileAlreadyExistsException",
+     "org.apache.hadoop.mapreduce.lib.input.InvalidInputException"}
+
+
+def _guard_messages():
+    """The exact messages guard.py raises, for the modules it may refuse."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import guard
+    except ImportError:
+        return set()
+    finally:
+        sys.path.pop(0)
+    mods = set(guard.ALWAYS) | {m for v in guard.C_CORES.values() for m in v} | set(guard.C_CORES)
+    mods |= set(GUARD_FORBID)
+    msgs = {f"Forbidden: gradeflow: forbidden module '{m}' imported" for m in mods}
+    msgs |= {"Forbidden: gradeflow: the import system was tampered with",
+             "Forbidden: gradeflow: process memory is not accessible"}
+    for e in ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+              "subprocess.Popen", "pty.spawn", "socket.__new__", "socket.connect", "ctypes.dlopen",
+              "sys.addaudithook", "code.__new__", "function.__new__", "object.__delattr__"):
+        msgs.add(f"Forbidden: gradeflow: {e} is not allowed in a submission")
+    return msgs
+
+
+GUARD_FORBID = []  # the assignment's forbidden modules, from --forbid
+
+
+def _py_error(line):
+    """A Python error line reduced to what may be shown."""
+    line = line.strip()
+    if line in _guard_messages():
+        return line
+    name = line.split(":", 1)[0].strip()
+    import builtins
+    v = getattr(builtins, name, None)
+    if isinstance(v, type) and issubclass(v, BaseException):
+        return name
+    return "an exception"
+
+
+def _java_error(line):
+    name = line.split(":", 1)[0].strip()
+    return name if name in JAVA_EXCEPTIONS else "a Java exception"
 
 
 def summarise_failure(log_text):
@@ -247,6 +332,7 @@ def summarise_failure(log_text):
             sub = f"subprocess failed with code {m.group(1)}"
             break
     if py:
+        py = _py_error(py)
         extra = "; ".join(x for x in (where, sub) if x)
         return f"{py} ({extra})" if extra else py
     # Java: the deepest "Caused by:" of the first stack trace, else the first
@@ -267,7 +353,7 @@ def summarise_failure(log_text):
                 java = s
                 break
     if java:
-        java = re.sub(r'^Exception in thread "[^"]*" ', "", java)
+        java = _java_error(re.sub(r'^Exception in thread "[^"]*" ', "", java))
     if sub and java and "subprocess failed" in java:
         return sub
     return java or sub or ""
@@ -277,6 +363,7 @@ def summarise_failure(log_text):
 
 
 def cmd_result(args):
+    GUARD_FORBID[:] = [m for m in args.forbid.split(",") if m]
     errors = []
     if args.errors_from_javac:
         with open(args.errors_from_javac, encoding="utf-8", errors="replace") as f:
@@ -327,6 +414,129 @@ def cmd_jarcheck(args):
     return 0
 
 
+# ------------------------------------------------------- Java bytecode check
+
+# Internal-name prefixes no submission may touch at all.
+JAVA_CLASSES = (
+    "java/lang/ProcessBuilder", "java/lang/ProcessHandle", "java/lang/reflect/",
+    "java/lang/ClassLoader", "java/net/Socket", "java/net/ServerSocket", "java/net/DatagramSocket",
+    "java/net/MulticastSocket", "java/net/URLConnection", "java/net/HttpURLConnection",
+    "java/net/URLClassLoader", "java/net/http/", "java/nio/channels/SocketChannel",
+    "java/nio/channels/ServerSocketChannel", "java/nio/channels/DatagramChannel",
+    "java/nio/channels/AsynchronousSocketChannel", "java/nio/channels/AsynchronousServerSocketChannel",
+    "java/lang/instrument/", "javax/script/", "javax/tools/", "sun/", "jdk/", "com/sun/",
+    "org/apache/hadoop/util/Shell", "org/apache/hadoop/util/RunJar", "java/security/SecureClassLoader",
+)
+# (class, method) pairs; "*" is every method of the class.
+JAVA_METHODS = {
+    "java/lang/Runtime": {"exec", "load", "loadLibrary", "halt"},
+    "java/lang/System": {"load", "loadLibrary", "setSecurityManager", "mapLibraryName"},
+    "java/lang/Class": {"forName", "getDeclaredMethod", "getDeclaredMethods", "getMethod", "getMethods",
+                        "getDeclaredField", "getDeclaredFields", "getField", "getFields",
+                        "getDeclaredConstructor", "getDeclaredConstructors", "getConstructor",
+                        "getConstructors", "newInstance", "getClassLoader", "getModule"},
+    "java/lang/Module": {"*"},
+    "java/lang/ModuleLayer": {"*"},
+    "java/lang/invoke/MethodHandles": {"*"},
+    "java/lang/invoke/MethodHandles$Lookup": {"*"},
+    "java/lang/invoke/MethodHandle": {"*"},
+    "java/lang/invoke/VarHandle": {"*"},
+    "java/lang/Thread": {"getContextClassLoader", "setContextClassLoader"},
+    "java/net/URL": {"openConnection", "openStream", "getContent"},
+    "org/apache/hadoop/conf/Configuration": {"getClassByName", "getClassByNameOrNull", "setClassLoader", "getClassLoader"},
+    "org/apache/hadoop/util/ReflectionUtils": {"*"},
+}
+
+
+def _class_refs(data):
+    """(class names, (class, method) pairs) a class file refers to, from its
+    constant pool; raises ValueError on a malformed file."""
+    if data[:4] != b"\xca\xfe\xba\xbe":
+        raise ValueError("not a class file")
+    count = struct.unpack_from(">H", data, 8)[0]
+    pos, i = 10, 1
+    utf8, classes, refs, nats = {}, {}, [], {}
+    sizes = {3: 4, 4: 4, 5: 8, 6: 8, 7: 2, 8: 2, 9: 4, 10: 4, 11: 4, 12: 4, 15: 3, 16: 2, 17: 4, 18: 4, 19: 2, 20: 2}
+    while i < count:
+        tag = data[pos]
+        if tag == 1:
+            n = struct.unpack_from(">H", data, pos + 1)[0]
+            utf8[i] = data[pos + 3:pos + 3 + n].decode("utf-8", "replace")
+            pos += 3 + n
+        elif tag in sizes:
+            body = data[pos + 1:pos + 1 + sizes[tag]]
+            if len(body) != sizes[tag]:
+                raise ValueError("truncated constant pool")
+            if tag == 7:
+                classes[i] = struct.unpack(">H", body)[0]
+            elif tag in (10, 11):
+                refs.append(struct.unpack(">HH", body))
+            elif tag == 12:
+                nats[i] = struct.unpack(">HH", body)
+            pos += 1 + sizes[tag]
+            if tag in (5, 6):
+                i += 1
+        else:
+            raise ValueError(f"bad constant tag {tag}")
+        i += 1
+    names = {utf8.get(v, "") for v in classes.values()}
+    methods = set()
+    for cls, nat in refs:
+        methods.add((utf8.get(classes.get(cls), ""), utf8.get(nats.get(nat, (0, 0))[0], "")))
+    return names, methods
+
+
+def _element(name):
+    """The class an array descriptor is of: [[Ljava/lang/X; -> java/lang/X."""
+    name = name.lstrip("[")
+    return name[1:-1] if name.startswith("L") and name.endswith(";") else name
+
+
+def scan_jar(path, forbid):
+    """Forbidden uses in a jar, as 'Class: what' strings."""
+    extra = tuple(f.strip().replace(".", "/") for f in forbid if "." in f.strip() or f.strip()[:1].isupper())
+    found = []
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".class"):
+                if info.filename.endswith((".jar", ".so", ".dll", ".dylib", ".jnilib")):
+                    found.append(f"{info.filename}: nested jars and native libraries are not allowed")
+                continue
+            if info.file_size > 8 << 20:
+                found.append(f"{info.filename}: class file over 8 MiB")
+                continue
+            where = info.filename[:-len(".class")].replace("/", ".")
+            try:
+                names, methods = _class_refs(z.read(info))
+            except (ValueError, IndexError, struct.error) as e:
+                found.append(f"{where}: unreadable class file ({e})")
+                continue
+            for n in sorted(names):
+                c = _element(n)
+                if c.startswith(JAVA_CLASSES) or (extra and c.startswith(extra)):
+                    found.append(f"{where}: uses {c.replace('/', '.')}")
+            for cls, meth in sorted(methods):
+                c = _element(cls)
+                banned = JAVA_METHODS.get(c, ())
+                if "*" in banned or meth in banned:
+                    found.append(f"{where}: calls {c.replace('/', '.')}.{meth}")
+    return found
+
+
+def cmd_bytecode(args):
+    forbid = [m for m in (args.forbid or "").split(",") if m.strip()]
+    try:
+        found = scan_jar(args.jar, forbid)
+    except (OSError, zipfile.BadZipFile) as e:
+        print(f"not a valid jar: {e}", file=sys.stderr)
+        return 1
+    if found:
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+        print("forbidden API: " + "; ".join(found[:5]) + more, file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_mkjar(args):
     manifest = "Manifest-Version: 1.0\r\nCreated-By: gradeflow\r\n\r\n"
     with zipfile.ZipFile(args.jar, "w", zipfile.ZIP_DEFLATED) as z:
@@ -335,6 +545,8 @@ def cmd_mkjar(args):
             dirnames.sort()
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
+                if os.path.islink(full) or not os.path.isfile(full):
+                    continue
                 z.write(full, os.path.relpath(full, args.classdir))
     return 0
 
@@ -380,6 +592,7 @@ def main():
     r.add_argument("--errors-from-javac")
     r.add_argument("--root", default="/job")
     r.add_argument("--timed-out", action="store_true")
+    r.add_argument("--forbid", default="", help="the assignment's forbidden modules (to recognise guard messages)")
     r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_result)
 
@@ -393,6 +606,11 @@ def main():
     m.add_argument("classdir")
     m.add_argument("jar")
     m.set_defaults(fn=cmd_mkjar)
+
+    b = sub.add_parser("bytecode")
+    b.add_argument("jar")
+    b.add_argument("--forbid", default="")
+    b.set_defaults(fn=cmd_bytecode)
 
     t = sub.add_parser("tee")
     t.add_argument("file")

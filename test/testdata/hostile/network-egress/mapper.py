@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hostile: reaches for the network through asyncio, which the forbidden
-module list does not name. The sandbox has no network; if a connection ever
-succeeds the job fails, so a correct grade proves egress was blocked."""
+module list does not name. asyncio imports socket, which the run-time guard
+refuses (runtime_error naming it); were it let through, the sandbox has no
+network, and a connection that succeeds fails the job with exit 3."""
 import asyncio
 import re
 import sys
