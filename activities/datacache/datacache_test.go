@@ -152,8 +152,10 @@ func TestAFetchOfOneKeyDoesNotBlockAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	stuck := make(chan struct{})
-	defer close(stuck)
+	slowDone := make(chan struct{})
+	defer func() { close(stuck); <-slowDone }() // before TempDir's cleanup
 	go func() {
+		defer close(slowDone)
 		_, _ = c.Get(context.Background(), "slow", func(ctx context.Context, dir string) error {
 			<-stuck
 			return nil
@@ -209,8 +211,10 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	stuck := make(chan struct{})
-	defer close(stuck)
+	slowDone := make(chan struct{})
+	defer func() { close(stuck); <-slowDone }() // before TempDir's cleanup
 	go func() {
+		defer close(slowDone)
 		_, _ = c.Get(context.Background(), "k", func(ctx context.Context, dir string) error {
 			<-stuck
 			return nil
