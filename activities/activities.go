@@ -34,6 +34,7 @@ type Config struct {
 	WorkDir         string        // host directory for per-attempt scratch dirs and the input cache
 	MaxSubmission   int64         // bytes of submission files fetched
 	MaxInput        int64         // bytes of assignment input fetched
+	InputCacheBytes int64         // bytes of assignment input kept on the host, least recently used evicted
 	MaxOutput       int64         // bytes of job output kept (the container's stdout)
 	MaxExpected     int64         // bytes of expected output read
 	StderrBytes     int64         // bytes of container stderr kept
@@ -51,6 +52,7 @@ func DefaultConfig() Config {
 		WorkDir:         filepath.Join(os.TempDir(), "gradeflow"),
 		MaxSubmission:   16 << 20,
 		MaxInput:        1 << 30,
+		InputCacheBytes: 8 << 30,
 		MaxOutput:       16 << 20,
 		MaxExpected:     64 << 20,
 		StderrBytes:     64 << 10,

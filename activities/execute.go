@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/gradeflow/gradeflow/activities/datacache"
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
@@ -54,11 +55,10 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 				return contract.Execution{}, err
 			}
 		}
-		cmd = []string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer}
-		if len(plan.Config.ForbiddenModules) > 0 {
-			// Enforced again while the mapper and reducer run (guard.py).
-			cmd = append(cmd, "--forbid", strings.Join(plan.Config.ForbiddenModules, ","))
-		}
+		// The forbidden modules are enforced again while the mapper and
+		// reducer run (guard.py).
+		cmd = append([]string{"streaming", "--mapper", plan.Config.Mapper, "--reducer", plan.Config.Reducer},
+			forbidArgs(plan.Config.ForbiddenModules)...)
 		if plan.Config.Combiner != "" {
 			cmd = append(cmd, "--combiner", plan.Config.Combiner)
 		}
@@ -77,10 +77,11 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	default:
 		return contract.Execution{}, contract.NewConfigFailure("unknown runtime %q", plan.Runtime)
 	}
-	inputDir, err := a.inputs.get(ctx, a, plan.Config)
+	inputDir, release, err := a.inputs.get(ctx, a, plan.Config)
 	if err != nil {
 		return contract.Execution{}, err
 	}
+	defer release()
 
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
@@ -149,6 +150,15 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		exec.Outputs = append(exec.Outputs, gname)
 	}
 	return exec, nil
+}
+
+// forbidArgs are the runner's arguments naming an assignment's forbidden
+// modules (or APIs, for Java), if it has any.
+func forbidArgs(modules []string) []string {
+	if len(modules) == 0 {
+		return nil
+	}
+	return []string{"--forbid", strings.Join(modules, ",")}
 }
 
 // MaxOutputFiles caps the part files a job may write (and the entries of
@@ -228,8 +238,7 @@ func (a *Activities) removeStale(ctx context.Context, id string, attempt int) {
 		return // the run itself will surface an engine problem
 	}
 	for _, c := range list {
-		if c.Labels[sandbox.LabelSubmission] != id || c.Labels[sandbox.LabelKind] != "execute" ||
-			c.Labels[sandbox.LabelNamespace] != a.NamespaceID {
+		if c.Labels[sandbox.LabelSubmission] != id || c.Labels[sandbox.LabelKind] != "execute" || !c.OfNamespace(a.NamespaceID) {
 			continue
 		}
 		if n, _ := strconv.Atoi(c.Labels[sandbox.LabelAttempt]); n < attempt {
@@ -248,29 +257,34 @@ func (a *Activities) scratch(id, kind string, attempt int32) (string, func(), er
 	return dir, func() { _ = os.RemoveAll(dir) }, nil
 }
 
-// inputCache keeps each assignment's input data on the host, fetched from
-// GridFS once per version of the assignment rather than once per job.
+// inputCache keeps each assignment version's input data on the host, in a
+// bounded datacache: fetched from GridFS once per version rather than once
+// per job, a fetch locking only its own version, the least recently used
+// versions evicted once no job reads them.
 type inputCache struct {
-	mu sync.Mutex
+	once  sync.Once
+	cache *datacache.Cache
+	err   error
 }
 
-func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	dir := filepath.Join(a.Config.WorkDir, "inputs", fmt.Sprintf("%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli()))
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+// get returns the host directory holding cfg's input, and the release the
+// job calls once it no longer reads it.
+func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) (string, func(), error) {
+	c.once.Do(func() {
+		c.cache, c.err = datacache.Open(filepath.Join(a.Config.WorkDir, "inputs"), a.Config.InputCacheBytes)
+	})
+	if c.err != nil {
+		return "", nil, fmt.Errorf("input cache: %w", c.err)
 	}
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	if _, err := a.Files.FetchDir(ctx, store.InputPrefix(cfg.Name), tmp, a.Config.MaxInput); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", err
+	key := fmt.Sprintf("input-%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli())
+	h, err := c.cache.Get(ctx, key, func(ctx context.Context, dir string) error {
+		_, err := a.Files.FetchDir(ctx, store.InputPrefix(cfg.Name), dir, a.Config.MaxInput)
+		return err
+	})
+	if err != nil {
+		return "", nil, err
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", fmt.Errorf("input cache: %w", err)
-	}
-	return dir, nil
+	return h.Path, h.Release, nil
 }
 
 func tail(s string, n int) string {

@@ -60,18 +60,11 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 		return contract.Plan{}, err
 	}
 
-	var cmd []string
-	if runtime == contract.RuntimeStreaming {
-		cmd = []string{"sanity-python"}
-		if len(cfg.ForbiddenModules) > 0 {
-			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
-		}
-	} else {
+	cmd := []string{"sanity-python"}
+	if runtime == contract.RuntimeJar {
 		cmd = []string{"compile-java", "--main-class", cfg.MainClass}
-		if len(cfg.ForbiddenModules) > 0 {
-			cmd = append(cmd, "--forbid", strings.Join(cfg.ForbiddenModules, ","))
-		}
 	}
+	cmd = append(cmd, forbidArgs(cfg.ForbiddenModules)...)
 	spec := a.spec(ctx, req, "sanity", cmd, sanityLimits)
 	spec.Mounts = []sandbox.Mount{{Source: dir + "/job", Target: "/job"}}
 	spec.TimeLimit = a.Config.SanityTimeout

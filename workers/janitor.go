@@ -55,7 +55,7 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 	}
 	removed := 0
 	for _, c := range list {
-		if time.Since(c.Created) < j.grace || !j.ours(c.Labels) {
+		if time.Since(c.Created) < j.grace || !c.OfNamespace(j.namespaceID) {
 			continue
 		}
 		live, err := j.live(ctx, c.Labels)
@@ -73,13 +73,6 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 		removed++
 	}
 	return removed, nil
-}
-
-// ours reports whether a container belongs to this worker's stack. A
-// container without the namespace label predates it and is judged as before.
-func (j *janitor) ours(labels map[string]string) bool {
-	ns, ok := labels[sandbox.LabelNamespace]
-	return !ok || ns == j.namespaceID
 }
 
 // live reports whether the activity attempt that created a container is

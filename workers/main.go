@@ -82,6 +82,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.String(&cfg.Activities.Image, "image", "GRADEFLOW_IMAGE", def.Image, "Hadoop runtime image")
 	l.Bool(&cfg.PullImage, "pull-image", "GRADEFLOW_IMAGE_PULL", false, "pull the runtime image if the engine lacks it")
 	l.String(&cfg.Activities.WorkDir, "workdir", "GRADEFLOW_WORKDIR", def.WorkDir, "host scratch directory")
+	l.Int64(&cfg.Activities.InputCacheBytes, "input-cache-bytes", "GRADEFLOW_INPUT_CACHE_BYTES", def.InputCacheBytes, "bytes of assignment input kept on this host")
 	l.Duration(&cfg.Activities.HeartbeatEvery, "heartbeat-every", "GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery, "execute heartbeat interval")
 	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -106,6 +107,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.StopTimeout > 0, "GRADEFLOW_STOP_TIMEOUT: must be positive")
 	l.Check(cfg.JanitorEvery > 0, "GRADEFLOW_JANITOR_EVERY: must be positive")
 	l.Check(cfg.BeatEvery > 0, "GRADEFLOW_BEAT_EVERY: must be positive")
+	l.Check(cfg.Activities.InputCacheBytes > 0, "GRADEFLOW_INPUT_CACHE_BYTES: must be positive")
 	l.Check(cfg.Activities.HeartbeatEvery > 0, "GRADEFLOW_HEARTBEAT_EVERY: must be positive")
 	if err := l.Err(); err != nil {
 		return Config{}, err

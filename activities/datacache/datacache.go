@@ -18,7 +18,8 @@ import (
 	"sync"
 )
 
-// Fetch writes the files of one key into dir, a fresh empty directory. It
+// Fetch writes the files of one key into dir, a fresh empty directory
+// (mode 0755: entries are readable by every user of the host). It
 // should verify what it writes against the key (a content hash) and honour
 // ctx. If it fails, nothing of what it wrote is kept.
 type Fetch func(ctx context.Context, dir string) error
@@ -191,6 +192,11 @@ func (c *Cache) Has(key string) bool {
 
 func (c *Cache) fetch(ctx context.Context, e *entry, fetch Fetch) (*Handle, error) {
 	tmp, err := os.MkdirTemp(c.root, tmpPrefix+e.key+"-")
+	if err == nil {
+		// MkdirTemp makes it 0700; entries are read by other users (the
+		// sandbox's uids, through a read-only bind mount).
+		err = os.Chmod(tmp, 0o755)
+	}
 	if err == nil {
 		err = fetch(ctx, tmp)
 	}

@@ -199,6 +199,9 @@ func TestFailedFetchLeavesNothingAndIsRetried(t *testing.T) {
 	}
 	var calls atomic.Int32
 	h := mustGet(t, c, "k", files(3, &calls))
+	if info, err := os.Stat(h.Path); err != nil || info.Mode().Perm() != 0o755 {
+		t.Errorf("entry directory mode = %v (%v), want 0755: other users read it", info.Mode().Perm(), err)
+	}
 	h.Release()
 	if calls.Load() != 1 || !c.Has("k") {
 		t.Errorf("retry after a failure: calls %d, cached %v", calls.Load(), c.Has("k"))

@@ -317,6 +317,14 @@ type Managed struct {
 	State   string
 }
 
+// OfNamespace reports whether the container belongs to the stack whose
+// Temporal namespace has the given ID. A container without the namespace
+// label predates the label and counts as every stack's, as it did before.
+func (m Managed) OfNamespace(id string) bool {
+	ns, ok := m.Labels[LabelNamespace]
+	return !ok || ns == id
+}
+
 // ListManaged returns every container gradeflow created on this engine,
 // running or not.
 func (r *Runner) ListManaged(ctx context.Context) ([]Managed, error) {
