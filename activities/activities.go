@@ -117,6 +117,8 @@ type Activities struct {
 	inputs   inputCache
 	jobs     jobHandoff
 	expected expectedCache
+	// recordHeartbeat is activity.RecordHeartbeat unless a test watches it.
+	recordHeartbeat func(ctx context.Context, details ...any)
 }
 
 // notify calls Notify concurrently with the step and returns a wait
@@ -141,4 +143,43 @@ func (a *Activities) notify(ctx context.Context, workflowID string, stage contra
 		}
 	})
 	return wg.Wait
+}
+
+// keepAlive heartbeats every HeartbeatEvery, with phase as the details,
+// until the returned stop is called (at most once takes effect). Steps run it around their network
+// work (fetching files, downloading input, storing outputs), so that a
+// slow store never outlasts the heartbeat timeout while a dead worker is
+// still noticed within it: the heartbeats end with the worker.
+func (a *Activities) keepAlive(ctx context.Context, phase string) (stop func()) {
+	every := a.Config.HeartbeatEvery
+	if every <= 0 {
+		every = DefaultConfig().HeartbeatEvery
+	}
+	beat := a.recordHeartbeat
+	if beat == nil {
+		beat = activity.RecordHeartbeat
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			beat(ctx, phase)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
 }

@@ -25,7 +25,8 @@ func (a *Activities) Compare(ctx context.Context, in contract.CompareInput) (con
 	if err != nil {
 		return contract.Grade{}, err
 	}
-	return Score(expected, got, in.Plan.Config.Compare, in.Plan.Config.Points), nil
+	cfg := in.Plan.Config
+	return Score(expected, got, cfg.Compare, cfg.Points, cfg.ShowExpected), nil
 }
 
 func (a *Activities) concat(ctx context.Context, names []string, max int64) ([]byte, error) {
@@ -66,9 +67,9 @@ const diffLimit = 10
 // Score compares expected and actual output as multisets of normalized
 // lines. In sorted-lines mode the score is points × matched / max(expected,
 // got) lines, so both missing and extra lines cost; in exact mode it is all
-// or nothing. The diff excerpt lists the first missing (-) and unexpected
-// (+) lines.
-func Score(expected, got []byte, mode string, points float64) contract.Grade {
+// or nothing. With showLines, the diff excerpt lists the first missing (-)
+// and unexpected (+) lines; without it, feedback gives only the counts.
+func Score(expected, got []byte, mode string, points float64, showLines bool) contract.Grade {
 	exp, act := Normalize(expected), Normalize(got)
 	var missing, extra []string
 	matched := 0
@@ -99,7 +100,9 @@ func Score(expected, got []byte, mode string, points float64) contract.Grade {
 	test := contract.TestResult{
 		Name: "output", Passed: pass, Score: score, MaxScore: points,
 		Expected: len(exp), Matched: matched, Got: len(act),
-		Diff: diffExcerpt(missing, extra),
+	}
+	if showLines {
+		test.Diff = diffExcerpt(missing, extra)
 	}
 	g := contract.Grade{Score: score, MaxScore: points, Tests: []contract.TestResult{test}}
 	if pass {
@@ -108,8 +111,10 @@ func Score(expected, got []byte, mode string, points float64) contract.Grade {
 		return g
 	}
 	g.Outcome = contract.OutcomeWrongAnswer
-	g.Feedback = fmt.Sprintf("%d of %d expected lines match; %d missing, %d unexpected\n%s",
-		matched, len(exp), len(missing), len(extra), test.Diff)
+	g.Feedback = fmt.Sprintf("%d of %d expected lines match; %d missing, %d unexpected", matched, len(exp), len(missing), len(extra))
+	if test.Diff != "" {
+		g.Feedback += "\n" + test.Diff
+	}
 	return g
 }
 

@@ -55,7 +55,7 @@ func TestScore(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := Score([]byte(expected), []byte(tc.got), tc.mode, 100)
+			g := Score([]byte(expected), []byte(tc.got), tc.mode, 100, true)
 			if g.Outcome != tc.wantOutcome || g.Score != tc.wantScore || g.MaxScore != 100 {
 				t.Fatalf("got %s %g/%g, want %s %g/100", g.Outcome, g.Score, g.MaxScore, tc.wantOutcome, tc.wantScore)
 			}
@@ -76,11 +76,30 @@ func TestScoreDiffExcerptIsCapped(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		got.WriteString(strings.Repeat("x", i%7+1) + "\t1\n")
 	}
-	g := Score([]byte("a\t1\n"), []byte(got.String()), contract.CompareSortedLines, 10)
+	g := Score([]byte("a\t1\n"), []byte(got.String()), contract.CompareSortedLines, 10, true)
 	if lines := strings.Count(g.Tests[0].Diff, "\n") + 1; lines > 2*diffLimit+2 {
 		t.Fatalf("diff has %d lines, want at most %d", lines, 2*diffLimit+2)
 	}
 	if !strings.Contains(g.Tests[0].Diff, "more") {
 		t.Fatalf("diff does not say lines were left out: %q", g.Tests[0].Diff)
+	}
+}
+
+// TestScoreHidesLinesByDefault: without show_expected, feedback has the
+// counts and no line of either the expected output or the job's.
+func TestScoreHidesLinesByDefault(t *testing.T) {
+	expected := "apple\t2\nbanana\t1\ncherry\t5\n"
+	got := "apple\t2\ncherry\t4\nsecret-input-line\n"
+	g := Score([]byte(expected), []byte(got), contract.CompareSortedLines, 100, false)
+	if g.Outcome != contract.OutcomeWrongAnswer || g.Tests[0].Matched != 1 {
+		t.Fatalf("got %s, matched %d", g.Outcome, g.Tests[0].Matched)
+	}
+	for _, leak := range []string{"banana", "cherry", "secret-input-line"} {
+		if strings.Contains(g.Feedback, leak) || strings.Contains(g.Tests[0].Diff, leak) {
+			t.Errorf("feedback %q / diff %q quotes %q", g.Feedback, g.Tests[0].Diff, leak)
+		}
+	}
+	if !strings.Contains(g.Feedback, "1 of 3 expected lines match; 2 missing, 2 unexpected") {
+		t.Errorf("feedback %q lacks the counts", g.Feedback)
 	}
 }

@@ -45,6 +45,9 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	defer cleanup()
 	jobDir := filepath.Join(dir, "job")
+	// Fetching the files and the input may take a while on a cold host.
+	stopFetch := a.keepAlive(ctx, "fetching")
+	defer stopFetch() // no-op once stopped below; covers the early returns
 	var cmd []string
 	switch plan.Runtime {
 	case contract.RuntimeStreaming:
@@ -82,6 +85,7 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		return contract.Execution{}, err
 	}
 	defer release()
+	stopFetch()
 
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
@@ -142,6 +146,7 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		}
 	}
 	sort.Strings(names)
+	defer a.keepAlive(ctx, "storing output")()
 	for _, name := range names {
 		gname := fmt.Sprintf("%sa%d/%s", store.OutputPrefix(id), info.Attempt, strings.TrimPrefix(name, "output/"))
 		if err := a.Files.PutFile(ctx, gname, b.files[name]); err != nil {

@@ -32,7 +32,8 @@ type fakeStore struct {
 	marks       []store.Mark
 	recorded    map[string]contract.Grade
 	ended       int
-	fail        error // when set, every call fails with it (MongoDB down)
+	fail        error         // when set, every call fails with it (MongoDB down)
+	delay       time.Duration // when set, each file transfer takes this long (a slow link)
 }
 
 func newFakeStore() *fakeStore {
@@ -45,6 +46,7 @@ func newFakeStore() *fakeStore {
 }
 
 func (f *fakeStore) PutFile(_ context.Context, name string, data []byte) error {
+	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -87,6 +89,7 @@ func (f *fakeStore) ListFiles(_ context.Context, prefix string) ([]string, error
 }
 
 func (f *fakeStore) FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error {
+	time.Sleep(f.delay)
 	var total int64
 	for _, rel := range rels {
 		data, err := f.ReadFile(ctx, prefix+rel, max-total)

@@ -42,7 +42,7 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 	if err != nil {
 		return contract.Plan{}, err
 	}
-	if err := CheckFileNames(files); err != nil {
+	if err := contract.CheckFileNames(files); err != nil {
 		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
 	}
 	runtime, err := DetectRuntime(cfg, files)
@@ -56,7 +56,10 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 		return contract.Plan{}, err
 	}
 	defer cleanup()
-	if err := a.Files.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission); err != nil {
+	stopFetch := a.keepAlive(ctx, "fetching")
+	err = a.Files.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission)
+	stopFetch()
+	if err != nil {
 		return contract.Plan{}, err
 	}
 
@@ -99,7 +102,10 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 			return contract.Plan{}, fmt.Errorf("sanity container reported success but wrote no job.jar")
 		}
 		plan.Jar = store.ArtifactFile(req.SubmissionID, "job.jar")
-		if err := a.Files.PutFile(ctx, plan.Jar, jar); err != nil {
+		stopUpload := a.keepAlive(ctx, "storing jar")
+		err := a.Files.PutFile(ctx, plan.Jar, jar)
+		stopUpload()
+		if err != nil {
 			return contract.Plan{}, err
 		}
 	}
@@ -177,35 +183,6 @@ func DetectRuntime(cfg contract.Assignment, files []string) (string, error) {
 		return "", fmt.Errorf("assignment %s does not accept %s submissions (it accepts %s)", cfg.Name, runtime, strings.Join(cfg.Runtimes, ", "))
 	}
 	return runtime, nil
-}
-
-// CheckFileNames refuses submission file names the sandbox cannot lay out
-// or that could read as options to the tools it runs: a name that is also
-// a directory of another (x and x/y), a path element starting with '-' or
-// '@', control or bidi-override characters.
-func CheckFileNames(files []string) error {
-	set := make(map[string]bool, len(files))
-	for _, f := range files {
-		set[f] = true
-	}
-	for _, f := range files {
-		for _, part := range strings.Split(f, "/") {
-			if strings.HasPrefix(part, "-") || strings.HasPrefix(part, "@") {
-				return fmt.Errorf("file name %q is not allowed: no part of a name may start with '-' or '@'", f)
-			}
-		}
-		for _, r := range f {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f {
-				return fmt.Errorf("file name %q is not allowed: it contains a control or direction-override character", f)
-			}
-		}
-		for dir := path.Dir(f); dir != "." && dir != "/"; dir = path.Dir(dir) {
-			if set[dir] {
-				return fmt.Errorf("file names %q and %q collide: %s cannot be both a file and a directory", dir, f, dir)
-			}
-		}
-	}
-	return nil
 }
 
 func compileOutcome(runtime string) contract.Outcome {

@@ -155,33 +155,3 @@ func TestParseBundleLimits(t *testing.T) {
 		t.Fatalf("4 KiB file with a 1 KiB cap: err %v, want ErrUnsafeTar", err)
 	}
 }
-
-func TestCheckFileNames(t *testing.T) {
-	tests := []struct {
-		name    string
-		files   []string
-		wantErr string
-	}{
-		{"plain", []string{"mapper.py", "reducer.py", "lib/util.py"}, ""},
-		{"file and directory", []string{"x", "x/y"}, "collide"},
-		{"deep collision", []string{"a/b", "a/b/c/d"}, "collide"},
-		{"option-like", []string{"-proc:only.java"}, "'-'"},
-		{"argfile-like", []string{"src/@opts"}, "'@'"},
-		{"control character", []string{"map\nper.py"}, "control"},
-		{"bidi override", []string{"mapper\u202ey.py"}, "override"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := CheckFileNames(tc.files)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("CheckFileNames(%q) = %v", tc.files, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("CheckFileNames(%q) = %v, want an error mentioning %q", tc.files, err, tc.wantErr)
-			}
-		})
-	}
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,5 +366,56 @@ func TestExecute(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExecuteHeartbeatsThroughSlowTransfers gives the store a slow link:
+// fetching the files, downloading the input and storing the outputs each
+// take many heartbeat intervals, and the step heartbeats through all of
+// them, so that a slow store is never mistaken for a dead worker.
+func TestExecuteHeartbeatsThroughSlowTransfers(t *testing.T) {
+	st := newFakeStore()
+	st.delay = 150 * time.Millisecond
+	asg := wordcount()
+	st.assignments["wc"] = asg
+	st.files[store.InputPrefix("wc")+"in.txt"] = []byte("a b a\n")
+	files := []string{"mapper.py", "reducer.py"}
+	for _, f := range files {
+		st.files[store.SubmissionFile("s1", f)] = []byte("print()\n")
+	}
+	sb := &fakeSandbox{run: func(sandbox.Spec) (sandbox.Result, error) {
+		return sandbox.Result{Stdout: bundleResult(t, `{"ok":true,"exit_code":0}`, map[string]string{
+			"./output/part-00000": "a\t2\n", "./output/part-00001": "b\t1\n",
+		})}, nil
+	}}
+	cfg := DefaultConfig()
+	cfg.WorkDir = t.TempDir()
+	cfg.HeartbeatEvery = 10 * time.Millisecond
+	a := &Activities{Files: st, Submissions: st, Sandbox: sb, Config: cfg}
+
+	var mu sync.Mutex
+	phases := map[string]int{}
+	a.recordHeartbeat = func(_ context.Context, details ...any) {
+		if len(details) == 1 {
+			phase, _ := details[0].(string)
+			mu.Lock()
+			phases[phase]++
+			mu.Unlock()
+		}
+	}
+	plan := contract.Plan{
+		Request: contract.Request{SubmissionID: "s1", Assignment: "wc", Student: "ada", WorkflowID: "submission-s1"},
+		Config:  asg, Runtime: contract.RuntimeStreaming, Files: files,
+	}
+	if err := runActivity(t, a, a.Execute, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Each phase lasts at least one 150 ms transfer: 15 intervals of 10 ms.
+	for _, phase := range []string{"fetching", "storing output"} {
+		if phases[phase] < 5 {
+			t.Errorf("%d heartbeats while %s, want several: %v", phases[phase], phase, phases)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func TestWebhook(t *testing.T) {
 	const secret = "s3cret"
 	ok := newReceiver(t, http.StatusNoContent)
 	st := gradedStore(ok.server.URL + "/hook")
-	a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second)}
+	a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second, true)}
 	req := contract.WebhookRequest{SubmissionID: "s1", Assignment: "wc"}
 	if err := runActivity(t, a, a.Webhook, req, nil); err != nil {
 		t.Fatalf("deliver: %v", err)
@@ -131,7 +131,7 @@ func TestWebhook(t *testing.T) {
 				url = newReceiver(t, tt.code).server.URL
 			}
 			st := gradedStore(url)
-			a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second)}
+			a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second, true)}
 			if tt.noClient {
 				a.HTTP = nil
 			}
@@ -163,7 +163,7 @@ func TestWebhookRetries(t *testing.T) {
 	const secret = "s3cret"
 	rc := newReceiver(t, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusOK)
 	st := gradedStore(rc.server.URL)
-	a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second)}
+	a := &Activities{Files: st, Submissions: st, HTTP: webhook.NewClient(secret, 5*time.Second, true)}
 
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))

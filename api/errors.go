@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -26,6 +27,7 @@ const (
 	codeUnsafePath       = "unsafe_path"
 	codeTooLarge         = "too_large"
 	codeConflict         = "conflict"
+	codeInProgress       = "in_progress"
 	codeAlreadyDone      = "already_done"
 	codeRateLimited      = "rate_limited"
 	codeUnavailable      = "unavailable"
@@ -48,6 +50,8 @@ type apiError struct {
 	Msg    string `json:"error"`
 	Code   string `json:"code"`
 	Field  string `json:"field,omitempty"`
+	// retryAfter, in seconds, is sent as Retry-After when positive.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.Msg }
@@ -83,6 +87,8 @@ func asAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: fieldCodes[fe.Problem], Field: fe.Field, Msg: fe.Msg}
 	case errors.Is(err, intake.ErrUnknownAssignment):
 		return &apiError{Status: http.StatusNotFound, Code: codeUnknownAssign, Field: "assignment", Msg: err.Error()}
+	case errors.Is(err, intake.ErrBusy):
+		return &apiError{Status: http.StatusConflict, Code: codeInProgress, Field: "id", Msg: err.Error(), retryAfter: 2}
 	case errors.Is(err, intake.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: codeConflict, Field: "id", Msg: err.Error()}
 	case errors.As(err, &mbe):
@@ -91,13 +97,20 @@ func asAPIError(err error) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "%v", err)
 	case errors.Is(err, store.ErrNotFound), errors.As(err, &nf):
 		return errorf(http.StatusNotFound, codeNotFound, "%v", err)
+	case store.Unavailable(err), errors.As(err, &unavail):
+		return unavailable()
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusGatewayTimeout, codeTimeout, "the request timed out")
-	case errors.As(err, &unavail):
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "a backing service is unavailable; retry later")
 	default:
 		return errorf(http.StatusInternalServerError, codeInternal, "internal error")
 	}
+}
+
+// unavailable is the answer while MongoDB or Temporal cannot be reached.
+func unavailable() *apiError {
+	ae := errorf(http.StatusServiceUnavailable, codeUnavailable, "a backing service is unavailable; retry later")
+	ae.retryAfter = 5
+	return ae
 }
 
 // fail answers with err. Server-side errors are attached to the request so
@@ -106,6 +119,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := asAPIError(err)
 	if ae.Status >= 500 {
 		requestInfoOf(r.Context()).err = err
+	}
+	if ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
 	writeJSON(w, ae.Status, ae)
 }

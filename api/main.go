@@ -46,6 +46,7 @@ type Config struct {
 	RatePerMinute     float64  // submissions per student per minute; 0 disables the limit
 	RateBurst         int      // submissions a student may make at once
 	WebhookSecret     string   // signs webhook test deliveries
+	WebhookPrivate    bool     // webhook URLs may point at private addresses
 	RequestTimeout    time.Duration
 	AssignmentTimeout time.Duration // for assignment uploads, which can be large
 	ShutdownTimeout   time.Duration
@@ -99,6 +100,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Secret(&portal, "GRADEFLOW_PORTAL_TOKENS")
 	l.Secret(&staff, "GRADEFLOW_STAFF_TOKENS")
 	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
+	l.WebhookAllowPrivate(&cfg.WebhookPrivate)
 	l.Int64(&cfg.MaxUpload, "max-upload", "GRADEFLOW_MAX_UPLOAD", 16<<20, "bytes of one submission")
 	l.Int64(&cfg.MaxAssignment, "max-assignment", "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD", 64<<20, "bytes of one assignment upload")
 	l.Float(&cfg.RatePerMinute, "rate-per-minute", "GRADEFLOW_RATE_PER_MINUTE", 30, "submissions per student per minute, 0 for no limit")
@@ -175,9 +177,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	hs := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           srv.handler(),
+		// Reading and writing are bounded per route (withTimeout): an
+		// assignment upload may take minutes, a submission only seconds.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       cfg.AssignmentTimeout,
-		WriteTimeout:      cfg.AssignmentTimeout + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -122,13 +122,31 @@ func matched(next http.Handler) http.Handler {
 	})
 }
 
-// withTimeout bounds the work of a request.
+// withTimeout bounds a request by its route's timeout d: its work (the
+// context), reading its body and writing its answer (the connection's
+// deadlines), so that a slow upload holds a connection only as long as
+// its own route allows.
 func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setDeadlines(w, d)
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// writeGrace is how much longer than its work a request may take to send
+// its answer.
+const writeGrace = 10 * time.Second
+
+// setDeadlines sets the connection's read deadline to d from now and its
+// write deadline to d plus writeGrace. A writer that cannot take deadlines
+// (a test recorder) is left alone.
+func setDeadlines(w http.ResponseWriter, d time.Duration) {
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	_ = rc.SetReadDeadline(now.Add(d))
+	_ = rc.SetWriteDeadline(now.Add(d + writeGrace))
 }
 
 func validRequestID(id string) bool {

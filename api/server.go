@@ -48,9 +48,11 @@ func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Clien
 		log:      log,
 		tokens:   tokens{portal: toBytes(cfg.PortalTokens), staff: toBytes(cfg.StaffTokens)},
 		metrics:  newMetrics(),
-		webhooks: webhook.NewClient(cfg.WebhookSecret, 10*time.Second),
-		intake:   intake.New(st, tc, intake.Options{MaxSubmission: cfg.MaxUpload, Log: log}),
-		now:      time.Now,
+		webhooks: webhook.NewClient(cfg.WebhookSecret, 10*time.Second, cfg.WebhookPrivate),
+		intake: intake.New(st, tc, intake.Options{
+			MaxSubmission: cfg.MaxUpload, AllowPrivateWebhooks: cfg.WebhookPrivate, Log: log,
+		}),
+		now: time.Now,
 	}
 	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue, base: ctx}
 	return s
@@ -118,7 +120,15 @@ func (s *server) router() *mux.Router {
 }
 
 // handler is the whole HTTP handler: the router behind logging and metrics.
-func (s *server) handler() http.Handler { return s.observe(s.router()) }
+// Every request starts with the default request timeout on its
+// connection; a route with its own timeout replaces it.
+func (s *server) handler() http.Handler {
+	r := s.router()
+	return s.observe(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		setDeadlines(w, s.cfg.RequestTimeout)
+		r.ServeHTTP(w, req)
+	}))
+}
 
 // healthz answers 200 while the process serves.
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {

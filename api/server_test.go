@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -105,6 +107,7 @@ func TestHealth(t *testing.T) {
 		{"temporal down", e.store, deadTemporal, "temporal", "mongodb"},
 		{"mongodb down", deadMongo, stack.temporal, "mongodb", "temporal"},
 	}
+	e.seedAssignment("wc", "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e2 := &testEnv{t: t, srv: newServer(t.Context(), testConfig(), tt.st, tt.tc, zap.NewNop())}
@@ -119,6 +122,26 @@ func TestHealth(t *testing.T) {
 			checks := m["checks"].(map[string]any)
 			if checks[tt.healthy] != "ok" || checks[tt.failing] == "ok" || !strings.Contains(m["error"].(string), tt.failing) {
 				t.Errorf("readyz %s", r.body)
+			}
+
+			// A submission is refused with "retry later", and nothing of it stays.
+			id := "down-" + randHex(4)
+			start := time.Now()
+			r = e2.post(portalToken, nil, submissionParts("wc", "dana", id)...)
+			wantError(t, r, http.StatusServiceUnavailable, codeUnavailable, "")
+			t.Logf("POST answered 503 after %s", time.Since(start))
+			if ra := r.header.Get("Retry-After"); ra == "" {
+				t.Errorf("503 without Retry-After: %v", r.header)
+			}
+			if _, err := e.store.Submission(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("refused submission %s was stored: %v", id, err)
+			}
+			if tt.failing == "mongodb" {
+				r = e2.get(portalToken, "/v1/submissions/"+id)
+				wantError(t, r, http.StatusServiceUnavailable, codeUnavailable, "")
+				if r.header.Get("Retry-After") == "" {
+					t.Errorf("503 without Retry-After: %v", r.header)
+				}
 			}
 		})
 	}

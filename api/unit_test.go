@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,7 @@ func testConfig() Config {
 		RatePerMinute:     0,
 		RateBurst:         0,
 		WebhookSecret:     "test-secret",
+		WebhookPrivate:    true, // the test receivers listen on loopback
 		RequestTimeout:    15 * time.Second,
 		AssignmentTimeout: 30 * time.Second,
 		QueueWindow:       10 * time.Minute,
@@ -361,5 +363,55 @@ func TestQueueCacheRefreshEndsWithServer(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 2 {
 		t.Errorf("%d measurements, want 2: no refresh starts once the server stopped", calls)
+	}
+}
+
+// TestRouteTimeoutsBoundSlowUploads trickles a submission's body slower
+// than its route allows: the server gives up at the route's timeout, not
+// at the (much longer) assignment-upload timeout, so a slow client holds
+// a connection only as long as its own route allows.
+func TestRouteTimeoutsBoundSlowUploads(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestTimeout = 300 * time.Millisecond
+	cfg.AssignmentTimeout = time.Minute
+	st, err := store.Open("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "x") // never reached
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close(context.Background()) }()
+	srv := httptest.NewUnstartedServer(newServer(t.Context(), cfg, st, nil, zap.NewNop()).handler())
+	srv.Start()
+	defer srv.Close()
+
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("--b\r\nContent-Disposition: form-data; name=\"assignment\"\r\n\r\nwc\r\n"))
+		for range 100 { // 10 s of a byte every 100 ms
+			time.Sleep(100 * time.Millisecond)
+			if _, err := pw.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+		_ = pw.Close()
+	}()
+	defer func() { _ = pr.Close() }()
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/submissions", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer portal-token")
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	elapsed := time.Since(start)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	// A 4xx/5xx answer or a closed connection both end it; what matters is when.
+	if elapsed > 5*time.Second {
+		t.Fatalf("a body trickled for %s before the server gave up; want about the 300 ms route timeout", elapsed)
+	}
+	if err == nil && resp.StatusCode < 400 {
+		t.Fatalf("status %d for a body that never finished", resp.StatusCode)
 	}
 }

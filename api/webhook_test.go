@@ -77,3 +77,37 @@ func TestWebhookTestEndpoint(t *testing.T) {
 	wantError(t, e.do(request{method: http.MethodPost, path: "/v1/assignments/wc/webhook-test", token: staffToken}),
 		http.StatusConflict, codeConflict, "")
 }
+
+// TestWebhookTestIsNoScanner: webhook-test answers delivered or not and
+// nothing else, so a receiver that fails and a port that is closed look
+// the same; and without the operator's permission a loopback receiver
+// (stored by hand, past the upload check) is never connected to.
+func TestWebhookTestIsNoScanner(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ping := func() response {
+		return e.do(request{method: http.MethodPost, path: "/v1/assignments/wc/webhook-test", token: staffToken})
+	}
+	failing := newReceiver(t, http.StatusTeapot)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+
+	e.seedAssignment("wc", failing.server.URL)
+	a := ping()
+	e.seedAssignment("wc", closedURL)
+	b := ping()
+	if a.status != http.StatusBadGateway || b.status != a.status || string(a.body) != string(b.body) {
+		t.Fatalf("failing receiver %d %s, closed port %d %s: want the same 502", a.status, a.body, b.status, b.body)
+	}
+
+	cfg := testConfig()
+	cfg.WebhookPrivate = false
+	strict := newEnv(t, &cfg, nil)
+	rc := newReceiver(t, http.StatusOK)
+	strict.seedAssignment("wh", rc.server.URL)
+	r := strict.do(request{method: http.MethodPost, path: "/v1/assignments/wh/webhook-test", token: staffToken})
+	wantError(t, r, http.StatusBadGateway, codeWebhookFailed, "")
+	if n := len(rc.deliveries()); n != 0 {
+		t.Fatalf("the loopback receiver got %d deliveries; want none", n)
+	}
+}

@@ -156,6 +156,15 @@ func (l *Loader) Mongo(m *Mongo) {
 	l.String(&m.DB, "db", "GRADEFLOW_DB", "gradeflow", "MongoDB database")
 }
 
+// WebhookAllowPrivate binds GRADEFLOW_WEBHOOK_ALLOW_PRIVATE: whether
+// webhook URLs may point at loopback, link-local, private or reserved
+// addresses. Off by default; a course whose receiver sits on its own
+// private network turns it on.
+func (l *Loader) WebhookAllowPrivate(p *bool) {
+	l.Bool(p, "webhook-allow-private", "GRADEFLOW_WEBHOOK_ALLOW_PRIVATE", false,
+		"let webhook URLs reach loopback, link-local and private addresses")
+}
+
 // Logger builds a program's JSON logger at level ("debug", "info", "warn"
 // or "error"), unsampled.
 func Logger(level string) (*zap.Logger, error) {

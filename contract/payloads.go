@@ -2,9 +2,7 @@ package contract
 
 import (
 	"fmt"
-	"path"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -100,23 +98,28 @@ type Request struct {
 // it travels in Plan, so that a later edit does not change a running
 // grading; the store keeps it as a document of its own.
 type Assignment struct {
-	Name             string    `json:"name"`
-	Title            string    `json:"title"`
-	Runtimes         []string  `json:"runtimes"`
-	TimeLimitSeconds int       `json:"time_limit_seconds"`
-	MemoryMB         int       `json:"memory_mb"`
-	CPUs             float64   `json:"cpus"`
-	ForbiddenModules []string  `json:"forbidden_modules"`
-	Compare          string    `json:"compare"`
-	Points           float64   `json:"points"`
-	Mapper           string    `json:"mapper"`
-	Reducer          string    `json:"reducer"`
-	Combiner         string    `json:"combiner,omitempty"`
-	MainClass        string    `json:"main_class"`
-	WebhookURL       string    `json:"webhook_url,omitempty"` // POSTed each finished submission's result
-	InputFiles       []string  `json:"input_files"`
-	ExpectedFiles    []string  `json:"expected_files"`
-	UpdatedAt        time.Time `json:"updated_at"` // its version: caches are keyed by it
+	Name             string   `json:"name"`
+	Title            string   `json:"title"`
+	Runtimes         []string `json:"runtimes"`
+	TimeLimitSeconds int      `json:"time_limit_seconds"`
+	MemoryMB         int      `json:"memory_mb"`
+	CPUs             float64  `json:"cpus"`
+	ForbiddenModules []string `json:"forbidden_modules"`
+	Compare          string   `json:"compare"`
+	Points           float64  `json:"points"`
+	Mapper           string   `json:"mapper"`
+	Reducer          string   `json:"reducer"`
+	Combiner         string   `json:"combiner,omitempty"`
+	MainClass        string   `json:"main_class"`
+	WebhookURL       string   `json:"webhook_url,omitempty"` // POSTed each finished submission's result
+	// ShowExpected lets feedback quote output lines: the expected lines a
+	// submission missed and its own unexpected ones. Off by default, so
+	// that the grader is no oracle for the expected output (or, through a
+	// job that echoes it, for the input).
+	ShowExpected  bool      `json:"show_expected,omitempty"`
+	InputFiles    []string  `json:"input_files"`
+	ExpectedFiles []string  `json:"expected_files"`
+	UpdatedAt     time.Time `json:"updated_at"` // its version: caches are keyed by it
 }
 
 // Defaults fills in unset fields with gradeflow's defaults.
@@ -274,49 +277,4 @@ type StageInfo struct {
 type Result struct {
 	SubmissionID string
 	Grade
-}
-
-// ValidName reports whether s is usable as an assignment name: 1 to 64
-// characters of a-z, 0-9, '-' and '_'.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidID reports whether id is usable as a submission ID: 1 to 128
-// characters of a-z, A-Z, 0-9, '-', '_' and '.', not starting with '.'.
-func ValidID(id string) bool {
-	if id == "" || len(id) > 128 || id[0] == '.' {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidRelPath reports whether p is a clean relative path that stays inside
-// its directory: no "..", no absolute path, no empty or hidden-parent parts.
-func ValidRelPath(p string) bool {
-	if p == "" || len(p) > 255 || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
-		return false
-	}
-	if path.Clean(p) != p {
-		return false
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == "" || part == "." || part == ".." {
-			return false
-		}
-	}
-	return true
 }

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +15,7 @@ import (
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/webhook"
 )
 
 // assignmentConfig is an assignment's configuration as staff write it:
@@ -34,6 +35,7 @@ type assignmentConfig struct {
 	Combiner         string   `json:"combiner"`
 	MainClass        string   `json:"main_class"`
 	WebhookURL       string   `json:"webhook_url"`
+	ShowExpected     bool     `json:"show_expected"`
 }
 
 // DecodeAssignment decodes an assignment's JSON configuration strictly,
@@ -62,7 +64,7 @@ func DecodeAssignment(raw []byte, name string) (contract.Assignment, error) {
 		Name: name, Title: c.Title, Runtimes: c.Runtimes, TimeLimitSeconds: c.TimeLimitSeconds,
 		MemoryMB: c.MemoryMB, CPUs: c.CPUs, ForbiddenModules: c.ForbiddenModules, Compare: c.Compare,
 		Points: c.Points, Mapper: c.Mapper, Reducer: c.Reducer, Combiner: c.Combiner,
-		MainClass: c.MainClass, WebhookURL: c.WebhookURL,
+		MainClass: c.MainClass, WebhookURL: c.WebhookURL, ShowExpected: c.ShowExpected,
 	}, nil
 }
 
@@ -85,8 +87,9 @@ func configError(err error) error {
 }
 
 // CheckAssignment fills in an assignment's defaults and validates it,
-// naming the field at fault.
-func CheckAssignment(a *contract.Assignment) error {
+// naming the field at fault. A webhook URL must be public unless
+// allowPrivateWebhooks.
+func CheckAssignment(a *contract.Assignment, allowPrivateWebhooks bool) error {
 	a.Defaults()
 	if err := a.Validate(); err != nil {
 		var fe *contract.FieldError
@@ -96,9 +99,8 @@ func CheckAssignment(a *contract.Assignment) error {
 		return err
 	}
 	if a.WebhookURL != "" {
-		u, err := url.Parse(a.WebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return invalid("webhook_url", "must be an absolute http or https URL")
+		if err := webhook.CheckURL(a.WebhookURL, allowPrivateWebhooks); err != nil {
+			return invalid("webhook_url", "%v", err)
 		}
 	}
 	return nil
@@ -118,7 +120,7 @@ type AssignmentUpload struct {
 // input. If a new assignment fails halfway, its files are removed again.
 func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (stored contract.Assignment, created bool, err error) {
 	a := up.Config
-	if err := CheckAssignment(&a); err != nil {
+	if err := CheckAssignment(&a, s.opts.AllowPrivateWebhooks); err != nil {
 		return contract.Assignment{}, false, err
 	}
 	parts := []struct {
@@ -133,10 +135,16 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 		if len(p.files) == 0 {
 			return contract.Assignment{}, false, missing(p.field)
 		}
+		names := make([]string, 0, len(p.files))
 		for name := range p.files {
 			if !contract.ValidRelPath(name) {
 				return contract.Assignment{}, false, unsafePath(p.field, name)
 			}
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		if err := contract.CheckFileNames(names); err != nil {
+			return contract.Assignment{}, false, &FieldError{Field: p.field, Problem: Invalid, Msg: err.Error()}
 		}
 	}
 	_, err = s.store.Assignment(ctx, a.Name)

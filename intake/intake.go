@@ -12,9 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
-	"unicode"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -66,14 +66,25 @@ var (
 	// ErrConflict: the submission ID is taken by another student's or
 	// assignment's submission, or a regrade cannot be made.
 	ErrConflict = errors.New("conflict")
+	// ErrBusy: another request is still storing the files of a submission
+	// with this ID; retry in a few seconds.
+	ErrBusy = errors.New("upload in progress")
 )
+
+// abandonedAfter is how long a submission may stay marked as uploading
+// before a request with the same ID may take it over: far longer than any
+// upload takes, so that only a request that died is overtaken.
+const abandonedAfter = 10 * time.Minute
 
 // Options are the service's limits.
 type Options struct {
 	// MaxSubmission bounds the bytes of a submission's files read back to
 	// regrade it.
 	MaxSubmission int64
-	Log           *zap.Logger // nil: no logging
+	// AllowPrivateWebhooks lets assignments name webhook receivers on
+	// loopback, link-local and private addresses (see webhook.CheckURL).
+	AllowPrivateWebhooks bool
+	Log                  *zap.Logger // nil: no logging
 }
 
 // Service is the intake. It is safe for concurrent use.
@@ -124,20 +135,6 @@ func NewID(now time.Time) string {
 	return now.UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
 }
 
-// ValidStudent reports whether s is usable as a student ID: 1 to 128
-// printable characters, no spaces.
-func ValidStudent(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // Check validates a submission and names it (a new ID when it has none),
 // without storing anything: the assignment must exist, the student and ID
 // be valid, and every file name be a safe relative path.
@@ -147,17 +144,23 @@ func (s *Service) Check(ctx context.Context, sub *Submission) error {
 		return missing("assignment")
 	case sub.Student == "":
 		return missing("student")
-	case !ValidStudent(sub.Student):
-		return invalid("student", "must be 1-128 printable characters without spaces")
+	case !contract.ValidStudent(sub.Student):
+		return invalid("student", "must be 1-128 printable characters without spaces or direction marks, not starting with '-' or '@'")
 	case sub.ID != "" && !contract.ValidID(sub.ID):
-		return invalid("id", "must be 1-128 characters of a-z, A-Z, 0-9, '-', '_' or '.', not starting with '.'")
+		return invalid("id", "must be 1-128 characters of a-z, A-Z, 0-9, '-', '_' or '.', starting with a letter or digit")
 	case len(sub.Files) == 0:
 		return missing("files")
 	}
+	names := make([]string, 0, len(sub.Files))
 	for name := range sub.Files {
 		if !contract.ValidRelPath(name) {
 			return unsafePath("files", name)
 		}
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same name is reported for the same upload
+	if err := contract.CheckFileNames(names); err != nil {
+		return &FieldError{Field: "files", Problem: Invalid, Msg: err.Error()}
 	}
 	if err := s.assignmentExists(ctx, sub.Assignment); err != nil {
 		return err
@@ -169,11 +172,13 @@ func (s *Service) Check(ctx context.Context, sub *Submission) error {
 }
 
 // Submit checks a submission, stores its files and read-model document and
-// starts its workflow. A submission whose ID exists starts nothing new: it
-// answers Created false and the existing submission (after making sure its
-// workflow runs), or ErrConflict when that one is another student's or
-// assignment's. If the workflow cannot be started, the files and document
-// are removed again.
+// starts its workflow. Only the request that created the document starts
+// the workflow, and only once every file is stored. A submission whose ID
+// exists starts nothing new: it answers Created false and the existing
+// submission (after making sure its workflow runs), ErrBusy while another
+// request still stores its files, or ErrConflict when it is another
+// student's or assignment's. If the workflow cannot be started, the files
+// and document are removed again.
 func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error) {
 	if err := s.Check(ctx, &sub); err != nil {
 		return Submitted{}, err
@@ -182,16 +187,30 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 	for name := range sub.Files {
 		names = append(names, name)
 	}
-	created, err := s.store.CreateSubmission(ctx, store.Submission{
+	sort.Strings(names)
+	doc := store.Submission{
 		ID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Files: names, WorkflowID: contract.WorkflowID(sub.ID),
-	})
-	if err != nil {
-		return Submitted{}, err
 	}
-	if !created {
-		got, _, err := s.Resume(ctx, sub)
-		return got, err
+	// A second try follows only the removal of an abandoned upload.
+	for range 2 {
+		created, err := s.store.CreateSubmission(ctx, doc)
+		if err != nil {
+			return Submitted{}, err
+		}
+		if created {
+			return s.upload(ctx, sub)
+		}
+		got, found, err := s.Resume(ctx, sub)
+		if err != nil || found {
+			return got, err
+		}
 	}
+	return Submitted{}, fmt.Errorf("submission %s is being created concurrently: %w", sub.ID, ErrBusy)
+}
+
+// upload stores a created submission's files, marks them complete and
+// starts its workflow, removing everything again if any of it fails.
+func (s *Service) upload(ctx context.Context, sub Submission) (Submitted, error) {
 	undo := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -205,6 +224,10 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 			return Submitted{}, err
 		}
 	}
+	if err := s.store.FilesStored(ctx, sub.ID); err != nil {
+		undo()
+		return Submitted{}, err
+	}
 	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student})
 	if err != nil {
 		undo()
@@ -214,11 +237,13 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 }
 
 // Resume finds the submission that has sub.ID, if any (found false
-// otherwise). When it is the same student's for the same assignment, it
-// makes sure its workflow runs (an earlier request may have died between
-// storing and starting it) and answers it; a workflow that ran is never
-// started again, so nothing is graded twice. Another student's or
-// assignment's submission is ErrConflict.
+// otherwise). When it is the same student's for the same assignment and
+// its files are all stored, it makes sure its workflow runs (an earlier
+// request may have died between storing and starting it) and answers it; a
+// workflow that ran is never started again, so nothing is graded twice.
+// While the creating request still stores the files it is ErrBusy; an
+// upload abandoned long ago is removed, and found is false. Another
+// student's or assignment's submission is ErrConflict.
 func (s *Service) Resume(ctx context.Context, sub Submission) (got Submitted, found bool, err error) {
 	existing, err := s.store.Submission(ctx, sub.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -229,6 +254,19 @@ func (s *Service) Resume(ctx context.Context, sub Submission) (got Submitted, fo
 	}
 	if existing.Student != sub.Student || existing.Assignment != sub.Assignment {
 		return Submitted{}, true, fmt.Errorf("submission %s exists for another student or assignment: %w", sub.ID, ErrConflict)
+	}
+	if existing.Uploading {
+		if existing.Times.Submitted != nil && s.now().Sub(*existing.Times.Submitted) < abandonedAfter {
+			return Submitted{}, true, fmt.Errorf("submission %s: another request is still storing its files: %w", sub.ID, ErrBusy)
+		}
+		removed, err := s.store.DeleteAbandonedUpload(ctx, sub.ID)
+		if err != nil {
+			return Submitted{}, true, err
+		}
+		if removed {
+			s.opts.Log.Warn("removed an abandoned upload", zap.String("submission_id", sub.ID))
+		}
+		return Submitted{}, false, nil
 	}
 	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student})
 	if err != nil {
@@ -283,6 +321,10 @@ func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
 			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
 		}
 		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files})
+		if errors.Is(err, ErrBusy) {
+			n++
+			continue
+		}
 		if err != nil {
 			return Submitted{}, err
 		}

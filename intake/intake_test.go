@@ -26,6 +26,13 @@ func TestCheck(t *testing.T) {
 		{name: "no files", sub: Submission{Assignment: "wc", Student: "ada"}, field: "files", problem: Missing},
 		{name: "escaping file", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"../etc/passwd": nil}}, field: "files", problem: Unsafe},
 		{name: "absolute file", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"/etc/passwd": nil}}, field: "files", problem: Unsafe},
+		{name: "option-like student", sub: Submission{Assignment: "wc", Student: "-rf", Files: files}, field: "student", problem: Invalid},
+		{name: "student with a direction override", sub: Submission{Assignment: "wc", Student: "ada‮", Files: files}, field: "student", problem: Invalid},
+		{name: "option-like id", sub: Submission{ID: "-x", Assignment: "wc", Student: "ada", Files: files}, field: "id", problem: Invalid},
+		{name: "option-like file", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"-proc:only.java": nil}}, field: "files", problem: Invalid},
+		{name: "argfile-like file", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"src/@args": nil}}, field: "files", problem: Invalid},
+		{name: "file and directory", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"x": nil, "x/y": nil}}, field: "files", problem: Invalid},
+		{name: "control character in a file name", sub: Submission{Assignment: "wc", Student: "ada", Files: map[string][]byte{"map\x1bper.py": nil}}, field: "files", problem: Invalid},
 	}
 	s := New(nil, nil, Options{})
 	for _, tt := range tests {
@@ -77,9 +84,10 @@ func TestDecodeAssignment(t *testing.T) {
 
 func TestCheckAssignment(t *testing.T) {
 	tests := []struct {
-		name  string
-		a     contract.Assignment
-		field string // "" for valid
+		name         string
+		a            contract.Assignment
+		allowPrivate bool
+		field        string // "" for valid
 	}{
 		{name: "defaults are valid", a: contract.Assignment{Name: "wc"}},
 		{name: "bad name", a: contract.Assignment{Name: "Bad.Name"}, field: "name"},
@@ -91,10 +99,17 @@ func TestCheckAssignment(t *testing.T) {
 		{name: "webhook scheme", a: contract.Assignment{Name: "wc", WebhookURL: "ftp://x/y"}, field: "webhook_url"},
 		{name: "webhook relative", a: contract.Assignment{Name: "wc", WebhookURL: "/hook"}, field: "webhook_url"},
 		{name: "webhook https", a: contract.Assignment{Name: "wc", WebhookURL: "https://hooks.example/x"}},
+		{name: "webhook loopback", a: contract.Assignment{Name: "wc", WebhookURL: "http://127.0.0.1:8080/x"}, field: "webhook_url"},
+		{name: "webhook localhost", a: contract.Assignment{Name: "wc", WebhookURL: "http://localhost/x"}, field: "webhook_url"},
+		{name: "webhook metadata", a: contract.Assignment{Name: "wc", WebhookURL: "http://169.254.169.254/latest"}, field: "webhook_url"},
+		{name: "webhook private", a: contract.Assignment{Name: "wc", WebhookURL: "https://10.0.0.7/x"}, field: "webhook_url"},
+		{name: "webhook mapped loopback", a: contract.Assignment{Name: "wc", WebhookURL: "http://[::ffff:127.0.0.1]/x"}, field: "webhook_url"},
+		{name: "webhook credentials", a: contract.Assignment{Name: "wc", WebhookURL: "https://u:p@hooks.example/x"}, field: "webhook_url"},
+		{name: "webhook private allowed", a: contract.Assignment{Name: "wc", WebhookURL: "http://10.0.0.7/x"}, allowPrivate: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckAssignment(&tt.a)
+			err := CheckAssignment(&tt.a, tt.allowPrivate)
 			if tt.field == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -29,6 +29,8 @@ type Config struct {
 	Temporal config.Temporal
 	Mongo    config.Mongo
 	Timeout  time.Duration // how long -wait and examples wait for grades
+	// WebhookPrivate lets assignments name webhook receivers on private addresses.
+	WebhookPrivate bool
 }
 
 const usage = `usage:
@@ -80,6 +82,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, []st
 	l.Temporal(&cfg.Temporal)
 	l.Mongo(&cfg.Mongo)
 	l.Duration(&cfg.Timeout, "timeout", "GRADEFLOW_STARTER_TIMEOUT", 10*time.Minute, "give up waiting for grades after this long")
+	l.WebhookAllowPrivate(&cfg.WebhookPrivate)
 	rest, err := l.Parse(args)
 	if err != nil {
 		return Config{}, nil, err

@@ -49,6 +49,9 @@ type Submission struct {
 	UpdatedAt   time.Time        `bson:"updated_at" json:"updated_at"`
 	ErrorDetail string           `bson:"error_detail,omitempty" json:"error_detail,omitempty"`
 	RegradeOf   string           `bson:"regrade_of,omitempty" json:"regrade_of,omitempty"` // the submission this one regrades
+	// Uploading is set while the request that created the submission stores
+	// its files; only that request starts the workflow, once they are all in.
+	Uploading bool `bson:"uploading,omitempty" json:"-"`
 }
 
 // File names in GridFS. Each embeds the submission ID or assignment name.
@@ -102,6 +105,7 @@ type assignmentDoc struct {
 	Combiner         string    `bson:"combiner,omitempty"`
 	MainClass        string    `bson:"main_class"`
 	WebhookURL       string    `bson:"webhook_url,omitempty"`
+	ShowExpected     bool      `bson:"show_expected,omitempty"`
 	InputFiles       []string  `bson:"input_files"`
 	ExpectedFiles    []string  `bson:"expected_files"`
 	UpdatedAt        time.Time `bson:"updated_at"`
@@ -112,7 +116,7 @@ func assignmentToDoc(a contract.Assignment) assignmentDoc {
 		Name: a.Name, Title: a.Title, Runtimes: a.Runtimes, TimeLimitSeconds: a.TimeLimitSeconds,
 		MemoryMB: a.MemoryMB, CPUs: a.CPUs, ForbiddenModules: a.ForbiddenModules, Compare: a.Compare,
 		Points: a.Points, Mapper: a.Mapper, Reducer: a.Reducer, Combiner: a.Combiner, MainClass: a.MainClass,
-		WebhookURL: a.WebhookURL, InputFiles: a.InputFiles, ExpectedFiles: a.ExpectedFiles, UpdatedAt: a.UpdatedAt,
+		WebhookURL: a.WebhookURL, ShowExpected: a.ShowExpected, InputFiles: a.InputFiles, ExpectedFiles: a.ExpectedFiles, UpdatedAt: a.UpdatedAt,
 	}
 }
 
@@ -121,6 +125,6 @@ func (d assignmentDoc) assignment() contract.Assignment {
 		Name: d.Name, Title: d.Title, Runtimes: d.Runtimes, TimeLimitSeconds: d.TimeLimitSeconds,
 		MemoryMB: d.MemoryMB, CPUs: d.CPUs, ForbiddenModules: d.ForbiddenModules, Compare: d.Compare,
 		Points: d.Points, Mapper: d.Mapper, Reducer: d.Reducer, Combiner: d.Combiner, MainClass: d.MainClass,
-		WebhookURL: d.WebhookURL, InputFiles: d.InputFiles, ExpectedFiles: d.ExpectedFiles, UpdatedAt: d.UpdatedAt,
+		WebhookURL: d.WebhookURL, ShowExpected: d.ShowExpected, InputFiles: d.InputFiles, ExpectedFiles: d.ExpectedFiles, UpdatedAt: d.UpdatedAt,
 	}
 }

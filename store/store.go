@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
 // ErrNotFound is returned when a submission, assignment or file does not exist.
@@ -69,6 +70,14 @@ func (s *Store) Close(ctx context.Context) error {
 		return fmt.Errorf("disconnect mongodb: %w", err)
 	}
 	return nil
+}
+
+// Unavailable reports whether err means that MongoDB could not be reached
+// (no server selected in time, or the connection failed), as opposed to a
+// query it refused. Callers answer such errors with "retry later".
+func Unavailable(err error) bool {
+	var sel topology.ServerSelectionError
+	return errors.As(err, &sel) || mongo.IsNetworkError(err)
 }
 
 // Ping checks that the server answers.

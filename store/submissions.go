@@ -13,10 +13,12 @@ import (
 	"github.com/gradeflow/gradeflow/contract"
 )
 
-// CreateSubmission inserts a new submission in stage submitted. It reports
-// created=false, and no error, when a submission with that ID exists already.
+// CreateSubmission inserts a new submission in stage submitted, marked as
+// uploading until FilesStored. It reports created=false, and no error, when
+// a submission with that ID exists already.
 func (s *Store) CreateSubmission(ctx context.Context, sub Submission) (created bool, err error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	sub.Uploading = true
 	sub.Stage = contract.StageSubmitted
 	sub.Status = contract.StatusPending
 	sub.Times = Times{Submitted: &now}
@@ -28,6 +30,29 @@ func (s *Store) CreateSubmission(ctx context.Context, sub Submission) (created b
 		return false, fmt.Errorf("insert submission %s: %w", sub.ID, err)
 	}
 	return true, nil
+}
+
+// FilesStored clears a submission's uploading mark: all its files are in.
+func (s *Store) FilesStored(ctx context.Context, id string) error {
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "uploading", Value: ""}}}}
+	if _, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); err != nil {
+		return fmt.Errorf("mark submission %s stored: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteAbandonedUpload removes a submission that is still marked as
+// uploading, and its files: the request that created it died before it
+// stored them all. It reports whether it removed one.
+func (s *Store) DeleteAbandonedUpload(ctx context.Context, id string) (bool, error) {
+	res, err := s.submissions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "uploading", Value: true}})
+	if err != nil {
+		return false, fmt.Errorf("delete abandoned upload %s: %w", id, err)
+	}
+	if res.DeletedCount == 0 {
+		return false, nil
+	}
+	return true, s.DeletePrefix(ctx, SubmissionPrefix(id))
 }
 
 // Submission returns the submission with the given ID.

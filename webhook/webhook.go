@@ -59,6 +59,9 @@ func Post(ctx context.Context, c *http.Client, url, event, delivery string, body
 	req.Header.Set(HeaderEvent, event)
 	req.Header.Set(HeaderDelivery, delivery)
 	resp, err := c.Do(req)
+	if errors.Is(err, ErrBlockedAddress) {
+		return 0, temporal.NewNonRetryableApplicationError("post webhook: the receiver's address is not allowed", contract.WebhookRejected, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("post webhook: %w", err)
 	}
@@ -77,16 +80,21 @@ func Post(ctx context.Context, c *http.Client, url, event, delivery string, body
 
 // NewClient returns an HTTP client that signs every request body with
 // secret, in the X-Gradeflow-Signature header, and gives each attempt
-// timeout.
-func NewClient(secret string, timeout time.Duration) *http.Client {
+// timeout. It never follows a redirect (a 3xx is a final refusal) and,
+// unless allowPrivate, refuses to connect to any address that is not
+// public (see ErrBlockedAddress).
+func NewClient(secret string, timeout time.Duration, allowPrivate bool) *http.Client {
 	return &http.Client{
 		Timeout:   timeout,
-		Transport: &SigningTransport{Secret: []byte(secret), Base: http.DefaultTransport},
+		Transport: &SigningTransport{Secret: []byte(secret), Base: transport(allowPrivate)},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 }
 
-// SigningTransport adds the X-Gradeflow-Signature header to each request,
-// redirects included, and passes it on to Base.
+// SigningTransport adds the X-Gradeflow-Signature header to each request
+// and passes it on to Base.
 type SigningTransport struct {
 	Secret []byte
 	Base   http.RoundTripper

@@ -35,9 +35,11 @@ type Config struct {
 	JanitorEvery  time.Duration
 	PullImage     bool // pull the runtime image when the engine lacks it
 	WebhookSecret string
-	BeatEvery     time.Duration // how often execute workers advertise their slots
-	Activities    activities.Config
-	LogLevel      string
+	// WebhookAllowPrivate lets deliveries reach private addresses.
+	WebhookAllowPrivate bool
+	BeatEvery           time.Duration // how often execute workers advertise their slots
+	Activities          activities.Config
+	LogLevel            string
 }
 
 func main() {
@@ -87,6 +89,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
+	l.WebhookAllowPrivate(&cfg.WebhookAllowPrivate)
 	rest, err := l.Parse(args)
 	if err != nil {
 		return Config{}, err

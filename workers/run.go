@@ -63,7 +63,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		Submissions: st,
 		NamespaceID: nsID,
 		Config:      cfg.Activities,
-		HTTP:        webhook.NewClient(cfg.WebhookSecret, 10*time.Second),
+		HTTP:        webhook.NewClient(cfg.WebhookSecret, 10*time.Second, cfg.WebhookAllowPrivate),
 		Notify: func(ctx context.Context, workflowID string, stage contract.Stage) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalStage, stage)
 		},

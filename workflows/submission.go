@@ -92,6 +92,7 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 		activity:     contract.ActivityCompare,
 		summary:      "compare output with expected",
 		startToClose: time.Minute,
+		attempts:     compareAttempts,
 	}.options(ctx), contract.ActivityCompare, contract.CompareInput{Plan: plan, Execution: exec}).Get(ctx, &grade)
 	if err != nil {
 		return g.finish(ctx, err)
@@ -126,10 +127,7 @@ func (g *grading) finish(ctx workflow.Context, err error) (contract.Result, erro
 		})
 	}
 	if temporal.IsCanceledError(err) {
-		// Record on a context that survives the cancellation.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		res, rerr := g.record(dctx, contract.Grade{Status: contract.StatusCanceled, Feedback: "grading was canceled", MaxScore: g.maxScore})
+		res, rerr := g.record(ctx, contract.Grade{Status: contract.StatusCanceled, Feedback: "grading was canceled", MaxScore: g.maxScore})
 		if rerr != nil {
 			return res, rerr
 		}
@@ -146,14 +144,29 @@ func (g *grading) finish(ctx workflow.Context, err error) (contract.Result, erro
 	return res, fmt.Errorf("grade submission %s: %w", g.req.SubmissionID, err)
 }
 
-// record writes the final state; it retries until the store takes it.
+// Bounds on the steps after the job ran. Compare reads stored files and
+// does arithmetic: if it keeps failing, something is broken that retries
+// will not mend, and the submission is recorded as an error. Record keeps
+// trying through a long store outage (the grade is worth keeping), then
+// fails the workflow so that staff see it in the Web UI and reset it.
+const (
+	compareAttempts = 5
+	recordAttempts  = 200 // about 1.6 hours at the 30 s retry ceiling
+)
+
+// record writes the final state, on a context that a cancellation does
+// not reach: a grade that exists is always recorded, and a cancel that
+// lands between two steps never leaves the read model at a running stage.
 func (g *grading) record(ctx workflow.Context, final contract.Grade) (contract.Result, error) {
+	ctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
 	g.advance(ctx, contract.StageRecording)
 	var rec contract.Recorded
 	err := workflow.ExecuteActivity(step{
 		activity:     contract.ActivityRecord,
 		summary:      fmt.Sprintf("record %s %s", final.Status, final.Outcome),
 		startToClose: time.Minute,
+		attempts:     recordAttempts,
 	}.options(ctx), contract.ActivityRecord, contract.RecordRequest{Request: g.req, Final: final}).Get(ctx, &rec)
 	if err != nil {
 		return contract.Result{}, fmt.Errorf("record submission %s: %w", g.req.SubmissionID, err)

@@ -53,15 +53,20 @@ func TestSubmission(t *testing.T) {
 		sanityErr   error
 		executeErr  error
 		grade       contract.Grade
+		compareErr  error
 		wantStatus  contract.Status
 		wantOutcome contract.Outcome
 		wantScore   float64
 		wantErr     bool
 		wantExecute int // times Execute is called
+		wantCompare int // times Compare is called
 	}{
-		{name: "passed", grade: passed, wantStatus: contract.StatusGraded, wantOutcome: contract.OutcomePassed, wantScore: 100, wantExecute: 1},
+		{name: "passed", grade: passed, wantStatus: contract.StatusGraded, wantOutcome: contract.OutcomePassed, wantScore: 100, wantExecute: 1, wantCompare: 1},
 		{name: "wrong answer", grade: contract.Grade{Outcome: contract.OutcomeWrongAnswer, Score: 40, MaxScore: 100, Feedback: "2 of 5 expected lines match"},
-			wantStatus: contract.StatusGraded, wantOutcome: contract.OutcomeWrongAnswer, wantScore: 40, wantExecute: 1},
+			wantStatus: contract.StatusGraded, wantOutcome: contract.OutcomeWrongAnswer, wantScore: 40, wantExecute: 1, wantCompare: 1},
+		{name: "compare that keeps failing is bounded, then an error not charged to the student",
+			compareErr: errors.New("gridfs: read output: connection reset"),
+			wantStatus: contract.StatusError, wantErr: true, wantExecute: 1, wantCompare: compareAttempts},
 		{name: "syntax error stops before execute", sanityErr: student(contract.OutcomeSyntaxError, "mapper.py:3: invalid syntax"),
 			wantStatus: contract.StatusGraded, wantOutcome: contract.OutcomeSyntaxError, wantExecute: 0},
 		{name: "forbidden import", sanityErr: student(contract.OutcomeForbiddenImport, "forbidden module 'subprocess'"),
@@ -85,7 +90,12 @@ func TestSubmission(t *testing.T) {
 					executions++
 					return contract.Execution{Outputs: []string{"outputs/s1/part-00000"}, RunSeconds: 4.2}, tc.executeErr
 				}).Maybe()
-			env.OnActivity(contract.ActivityCompare, mock.Anything, mock.Anything).Return(tc.grade, nil).Maybe()
+			compares := 0
+			env.OnActivity(contract.ActivityCompare, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, _ contract.CompareInput) (contract.Grade, error) {
+					compares++
+					return tc.grade, tc.compareErr
+				}).Maybe()
 			var recorded contract.Grade
 			env.OnActivity(contract.ActivityRecord, mock.Anything, mock.Anything).Return(
 				func(_ context.Context, req contract.RecordRequest) (contract.Recorded, error) {
@@ -111,6 +121,9 @@ func TestSubmission(t *testing.T) {
 			}
 			if executions != tc.wantExecute {
 				t.Errorf("Execute called %d times, want %d", executions, tc.wantExecute)
+			}
+			if compares != tc.wantCompare {
+				t.Errorf("Compare called %d times, want %d", compares, tc.wantCompare)
 			}
 			if !tc.wantErr {
 				var res contract.Result
@@ -196,4 +209,42 @@ func TestSubmissionWebhookFailureDoesNotFailGrading(t *testing.T) {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	env.AssertExpectations(t)
+}
+
+// TestSubmissionCancelDuringRecord cancels the workflow as its record
+// step runs: the step is not canceled with it, so the grade compare
+// produced is recorded and the read model never stays at a running stage.
+func TestSubmissionCancelDuringRecord(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(contract.ActivitySanity, mock.Anything, mock.Anything).Return(testPlan(), nil)
+	env.OnActivity(contract.ActivityExecute, mock.Anything, mock.Anything).Return(
+		contract.Execution{Outputs: []string{"outputs/s1/a1/part-00000"}, RunSeconds: 3}, nil)
+	env.OnActivity(contract.ActivityCompare, mock.Anything, mock.Anything).Return(
+		contract.Grade{Outcome: contract.OutcomePassed, Score: 100, MaxScore: 100}, nil)
+	var recorded []contract.Grade
+	env.OnActivity(contract.ActivityRecord, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req contract.RecordRequest) (contract.Recorded, error) {
+			env.CancelWorkflow()
+			recorded = append(recorded, req.Final)
+			return contract.Recorded{}, nil
+		})
+
+	env.ExecuteWorkflow(contract.WorkflowName, contract.Input{SubmissionID: "s1", Assignment: "wordcount", Student: "ada"})
+
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if len(recorded) != 1 {
+		t.Fatalf("recorded %d times, want once: %+v", len(recorded), recorded)
+	}
+	if got := recorded[0]; got.Status != contract.StatusGraded || got.Outcome != contract.OutcomePassed {
+		t.Errorf("recorded %s/%s, want the grade compare produced", got.Status, got.Outcome)
+	}
+	var res contract.Result
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatalf("workflow result: %v (the record step was canceled with the workflow)", err)
+	}
+	if res.Outcome != contract.OutcomePassed {
+		t.Errorf("result %+v", res)
+	}
 }
