@@ -175,8 +175,8 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	srv := newServer(ctx, cfg, st, tc, log)
 	defer srv.queue.wait() // before the store closes
 	hs := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           srv.handler(),
+		Addr:    cfg.Addr,
+		Handler: srv.handler(),
 		// Reading and writing are bounded per route (withTimeout): an
 		// assignment upload may take minutes, a submission only seconds.
 		ReadHeaderTimeout: 10 * time.Second,
