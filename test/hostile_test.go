@@ -23,15 +23,20 @@ func TestHostileSubmissions(t *testing.T) {
 		name  string
 		want  []contract.Outcome
 		about string // what the feedback must mention
+		leaks []string
 	}{
-		{"fork-bomb", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeTimeLimit}, ""},
-		{"memory-bomb", []contract.Outcome{contract.OutcomeMemoryLimit}, "memory limit"},
-		{"disk-fill", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeMemoryLimit}, ""},
+		{"fork-bomb", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeTimeLimit}, "", nil},
+		{"memory-bomb", []contract.Outcome{contract.OutcomeMemoryLimit}, "memory limit", nil},
+		{"disk-fill", []contract.Outcome{contract.OutcomeRuntimeError, contract.OutcomeMemoryLimit}, "", nil},
 		// asyncio imports socket, which the run-time guard refuses.
-		{"network-egress", []contract.Outcome{contract.OutcomeRuntimeError}, "forbidden module 'socket'"},
-		{"output-flood", []contract.Outcome{contract.OutcomeOutputLimit}, "output"},
-		{"stderr-flood", []contract.Outcome{contract.OutcomeTimeLimit}, "time limit"},
-		{"snoop", []contract.Outcome{contract.OutcomePassed}, ""},
+		{"network-egress", []contract.Outcome{contract.OutcomeRuntimeError}, "forbidden module 'socket'", nil},
+		{"output-flood", []contract.Outcome{contract.OutcomeOutputLimit}, "output", nil},
+		{"stderr-flood", []contract.Outcome{contract.OutcomeTimeLimit}, "time limit", nil},
+		{"snoop", []contract.Outcome{contract.OutcomePassed}, "", nil},
+		// Neither the input it echoed nor the expected lines it missed are
+		// quoted: wordcount does not set show_expected.
+		{"answer-oracle", []contract.Outcome{contract.OutcomeWrongAnswer}, "expected lines match",
+			[]string{"harbour town wakes", "Notes From a Student", "accident\t1", "accident 1", "about 8"}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
@@ -55,12 +60,22 @@ func TestHostileSubmissions(t *testing.T) {
 				if tc.about != "" && !strings.Contains(res.Feedback, tc.about) {
 					t.Errorf("feedback %q does not mention %q", res.Feedback, tc.about)
 				}
+				for _, leak := range tc.leaks {
+					if strings.Contains(res.Feedback, leak) {
+						t.Errorf("feedback quotes %q:\n%s", leak, res.Feedback)
+					}
+				}
 				if len(res.Feedback) > 8<<10 {
 					t.Errorf("feedback is %d bytes; floods must be capped", len(res.Feedback))
 				}
 				sub, err := stk.store.Submission(ctx, id)
 				if err != nil {
 					t.Fatal(err)
+				}
+				for _, tr := range sub.Tests {
+					if tc.leaks != nil && tr.Diff != "" {
+						t.Errorf("test %s stores a diff excerpt the student can read: %q", tr.Name, tr.Diff)
+					}
 				}
 				if sub.Attempts["execute"] != 1 {
 					t.Errorf("execute ran %d times: a student's failure must not be retried", sub.Attempts["execute"])
