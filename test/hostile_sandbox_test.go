@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/intake"
+	"github.com/gradeflow/gradeflow/store"
 )
 
 // sandboxCase is one hostile submission against the sandbox's trust
@@ -29,6 +31,10 @@ type sandboxCase struct {
 	about      string // the feedback mentions this
 	noRetry    string // this activity ran exactly once ("" = execute)
 	wantScore0 bool
+	// refused: the intake refuses these files at upload (naming the field);
+	// the case then stores them past it, as a hand-made submission would
+	// be, to show that the sanity step refuses them again.
+	refused bool
 }
 
 // TestHostileSandbox grades submissions that attack the sandbox and the
@@ -70,9 +76,9 @@ func TestHostileSandbox(t *testing.T) {
 		// The student's failure is the student's outcome, first time.
 		{name: "checker-crash", want: []contract.Outcome{contract.OutcomeSyntaxError}, about: "too deeply nested", noRetry: "sanity", wantScore0: true},
 		{name: "file-and-dir", files: with(correctPy, map[string]string{"x": "a file\n", "x/y": "and a file below it\n"}),
-			want: []contract.Outcome{contract.OutcomeInvalidSubmission}, about: "collide", noRetry: "sanity", wantScore0: true},
+			want: []contract.Outcome{contract.OutcomeInvalidSubmission}, about: "collide", noRetry: "sanity", wantScore0: true, refused: true},
 		{name: "javac-option", files: with(correctJava, map[string]string{"-Xplugin:evil.java": "class X {}\n", "@argfile.java": "class Y {}\n"}),
-			want: []contract.Outcome{contract.OutcomeInvalidSubmission}, about: "not allowed", noRetry: "sanity", wantScore0: true},
+			want: []contract.Outcome{contract.OutcomeInvalidSubmission}, about: "not allowed", noRetry: "sanity", wantScore0: true, refused: true},
 		// Java: forbidden APIs in the bytecode, and at run time.
 		{name: "java-process", want: []contract.Outcome{contract.OutcomeCompileError}, about: "java.lang.ProcessBuilder", noRetry: "sanity", wantScore0: true},
 		{name: "java-reflection", want: []contract.Outcome{contract.OutcomeCompileError}, about: "java.lang.Class.forName", noRetry: "sanity", wantScore0: true},
@@ -94,7 +100,17 @@ func TestHostileSandbox(t *testing.T) {
 					files = readFiles(t, filepath.Join(stk.root, "test/testdata/hostile-sandbox", tc.name))
 				}
 				id := "hsbx-" + tc.name + "-" + batch
-				res := gradeFiles(t, ctx, id, files)
+				var res contract.Result
+				if tc.refused {
+					_, err := stk.intake().Submit(ctx, intake.Submission{ID: id, Assignment: "wordcount", Student: "e2e-hostile", Files: files})
+					var fe *intake.FieldError
+					if !errors.As(err, &fe) || fe.Field != "files" {
+						t.Fatalf("upload of %s: %v, want the files refused", tc.name, err)
+					}
+					res = gradeBypassingIntake(t, ctx, id, files)
+				} else {
+					res = gradeFiles(t, ctx, id, files)
+				}
 				if res.Status != contract.StatusGraded || !slices.Contains(tc.want, res.Outcome) {
 					t.Fatalf("got %s/%s (score %g), want graded/%v; feedback:\n%s", res.Status, res.Outcome, res.Score, tc.want, res.Feedback)
 				}
@@ -162,6 +178,36 @@ func gradeFiles(t testing.TB, ctx context.Context, id string, files map[string][
 	}
 	var res contract.Result
 	if err := got.Run.Get(ctx, &res); err != nil {
+		t.Fatalf("grade %s: %v", id, err)
+	}
+	return res
+}
+
+// gradeBypassingIntake stores a submission's document and files directly,
+// past the intake's checks, starts its workflow and waits for its result.
+func gradeBypassingIntake(t testing.TB, ctx context.Context, id string, files map[string][]byte) contract.Result {
+	t.Helper()
+	names := make([]string, 0, len(files))
+	for name, data := range files {
+		names = append(names, name)
+		if err := stk.store.PutFile(ctx, store.SubmissionFile(id, name), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := stk.store.CreateSubmission(ctx, store.Submission{ID: id, Assignment: "wordcount", Student: "e2e-hostile",
+		Files: names, WorkflowID: contract.WorkflowID(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stk.store.FilesStored(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	in := contract.Input{SubmissionID: id, Assignment: "wordcount", Student: "e2e-hostile"}
+	run, err := stk.temporal.ExecuteWorkflow(ctx, contract.StartOptions(in), contract.WorkflowName, in)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	var res contract.Result
+	if err := run.Get(ctx, &res); err != nil {
 		t.Fatalf("grade %s: %v", id, err)
 	}
 	return res
