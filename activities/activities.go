@@ -69,9 +69,7 @@ func DefaultConfig() Config {
 type Files interface {
 	PutFile(ctx context.Context, name string, data []byte) error
 	ReadFile(ctx context.Context, name string, max int64) ([]byte, error)
-	ListFiles(ctx context.Context, prefix string) ([]string, error)
 	FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error
-	FetchDir(ctx context.Context, prefix, dir string, max int64) ([]string, error)
 }
 
 // Submissions is the submissions read model and the assignments they are

@@ -282,9 +282,17 @@ func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assign
 		return "", nil, fmt.Errorf("input cache: %w", c.err)
 	}
 	key := fmt.Sprintf("input-%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli())
+	prefix := store.InputPrefix(cfg.Name)
+	rels := make([]string, 0, len(cfg.InputFiles))
+	for _, name := range cfg.InputFiles {
+		rel, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			return "", nil, contract.NewConfigFailure("assignment %s: input file %s is not under %s", cfg.Name, name, prefix)
+		}
+		rels = append(rels, rel)
+	}
 	h, err := c.cache.Get(ctx, key, func(ctx context.Context, dir string) error {
-		_, err := a.Files.FetchDir(ctx, store.InputPrefix(cfg.Name), dir, a.Config.MaxInput)
-		return err
+		return a.Files.FetchFiles(ctx, prefix, rels, dir, a.Config.MaxInput)
 	})
 	if err != nil {
 		return "", nil, err

@@ -257,6 +257,7 @@ func runActivity(t *testing.T, a *Activities, fn, in, out any) error {
 func wordcount() contract.Assignment {
 	a := contract.Assignment{
 		Name: "wc", ForbiddenModules: []string{"subprocess"}, TimeLimitSeconds: 20, Points: 100,
+		InputFiles:    []string{store.InputPrefix("wc") + "in.txt"},
 		ExpectedFiles: []string{store.ExpectedPrefix("wc") + "part-00000"},
 		UpdatedAt:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 	}

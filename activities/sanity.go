@@ -119,25 +119,18 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 	return plan, nil
 }
 
-// submissionFiles lists a submission's files: from its document, which is
-// one read by _id, or from GridFS for a submission started without one.
+// submissionFiles lists a submission's files, from its document (one read
+// by _id). A submission without one was not made through the intake, and
+// cannot be graded: its files are unknown.
 func (a *Activities) submissionFiles(ctx context.Context, id string) ([]string, error) {
 	sub, err := a.Submissions.Submission(ctx, id)
-	if err == nil && len(sub.Files) > 0 {
-		return sub.Files, nil
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(sub.Files) == 0) {
+		return nil, contract.NewConfigFailure("submission %s has no document naming its files: submit it through the API or the starter", id)
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	names, err := a.Files.ListFiles(ctx, store.SubmissionPrefix(id))
 	if err != nil {
 		return nil, err
 	}
-	files := make([]string, 0, len(names))
-	for _, n := range names {
-		files = append(files, strings.TrimPrefix(n, store.SubmissionPrefix(id)))
-	}
-	return files, nil
+	return sub.Files, nil
 }
 
 // DetectRuntime decides how a submission runs from its file names: Java

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 // putAssignment uploads an assignment through the API.
@@ -51,7 +52,7 @@ func TestPutAssignment(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("replace: %d %s", r.status, r.body)
 	}
-	files, err := e.store.ListFiles(ctx, store.InputPrefix("wc"))
+	files, err := stacktest.Files(ctx, e.store.DB(), store.FilesBucket, store.InputPrefix("wc"))
 	if err != nil || len(files) != 1 {
 		t.Errorf("input files after replace: %v %v", files, err)
 	}
@@ -128,7 +129,7 @@ func wantNoAssignment(t *testing.T, e *testEnv, name string) {
 		t.Errorf("assignment %s stored (err %v)", name, err)
 	}
 	for _, prefix := range []string{store.InputPrefix(name), store.ExpectedPrefix(name)} {
-		if files, err := e.store.ListFiles(ctx, prefix); err != nil || len(files) > 0 {
+		if files, err := stacktest.Files(ctx, e.store.DB(), store.FilesBucket, prefix); err != nil || len(files) > 0 {
 			t.Errorf("files left under %s: %v %v", prefix, files, err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 // Burst shape: burstSize submissions posted by burstWorkers goroutines at once.
@@ -140,7 +141,7 @@ func verifyBurst(b *testing.B, e *testEnv, asg string, ids []string) {
 	if err != nil || n != int64(len(ids)) {
 		b.Fatalf("%d submission documents, want %d (err %v)", n, len(ids), err)
 	}
-	files, err := e.store.ListFiles(ctx, "submissions/"+asg+"-")
+	files, err := stacktest.Files(ctx, e.store.DB(), store.FilesBucket, "submissions/"+asg+"-")
 	if err != nil || len(files) != 2*len(ids) {
 		b.Fatalf("%d submission files, want %d (err %v)", len(files), 2*len(ids), err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 const (
@@ -175,7 +176,7 @@ func (e *testEnv) wantNoState(id string) {
 	if _, err := e.store.Submission(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		e.t.Errorf("submission %s: document left behind (err %v)", id, err)
 	}
-	files, err := e.store.ListFiles(ctx, store.SubmissionPrefix(id))
+	files, err := stacktest.Files(ctx, e.store.DB(), store.FilesBucket, store.SubmissionPrefix(id))
 	if err != nil || len(files) > 0 {
 		e.t.Errorf("submission %s: files left behind: %v (err %v)", id, files, err)
 	}
@@ -282,4 +283,13 @@ func wantError(t testing.TB, r response, status int, code, field string) {
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("content type %q", ct)
 	}
+}
+
+// submissionFiles reads the stored files of submission id.
+func submissionFiles(ctx context.Context, st *store.Store, id string) (map[string][]byte, error) {
+	sub, err := st.Submission(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return st.SubmissionFiles(ctx, sub, 64<<20)
 }

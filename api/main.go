@@ -220,9 +220,6 @@ func ensureIndexes(ctx context.Context, st *store.Store, log *zap.Logger) {
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := st.EnsureIndexes(ictx)
-		if err == nil {
-			err = st.EnsureRateLimitIndexes(ictx)
-		}
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return

@@ -34,8 +34,20 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Documents are inserted as they stood before execution; executions
+	// then go through the store's own stage marks, which keep the
+	// executions collection the statistics are measured from.
 	var docs []any
+	type run struct {
+		id         string
+		start, end *time.Time // end nil: still running
+	}
+	var runs []run
 	add := func(id string, stage contract.Stage, times store.Times) {
+		if times.ExecuteStarted != nil {
+			runs = append(runs, run{id: id, start: times.ExecuteStarted, end: times.ExecuteEnded})
+			stage, times.ExecuteStarted, times.ExecuteEnded = contract.StageQueued, nil, nil
+		}
 		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: "s", Stage: stage, Status: contract.StatusPending, Times: times})
 	}
 	// Queued: three, oldest first; running: two.
@@ -60,6 +72,20 @@ func TestQueue(t *testing.T) {
 	add("old", contract.StageDone, store.Times{Queued: at(-32 * time.Minute), ExecuteStarted: at(-31 * time.Minute), ExecuteEnded: at(-30 * time.Minute)})
 	if _, err := e.store.DB().Collection(store.SubmissionsCollection).InsertMany(ctx, docs); err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if err := e.store.MarkStage(ctx, r.id, store.Mark{Stage: contract.StageRunning, Activity: "execute", Attempt: 1, At: *r.start}); err != nil {
+			t.Fatal(err)
+		}
+		if r.end == nil {
+			continue
+		}
+		if err := e.store.MarkExecuteEnded(ctx, r.id, *r.end); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.Record(ctx, r.id, store.Submission{}, contract.Grade{Status: contract.StatusGraded, Outcome: contract.OutcomePassed}, *r.end); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// By hand, playing the queue forward: S=4 slots, r=30 s; r1 and r2

@@ -89,9 +89,6 @@ func newEnv(t testing.TB, cfg *Config, log *zap.Logger) *testEnv {
 	if err := st.EnsureIndexes(ctx); err != nil {
 		t.Fatalf("indexes: %v", err)
 	}
-	if err := st.EnsureRateLimitIndexes(ctx); err != nil {
-		t.Fatalf("indexes: %v", err)
-	}
 	srv := newServer(t.Context(), c, st, stack.temporal, log)
 	hs := httptest.NewServer(srv.handler())
 	t.Cleanup(func() {

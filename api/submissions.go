@@ -249,9 +249,16 @@ type cursor struct {
 	ID        string `json:"id"`
 }
 
-// listSubmissions answers a page of submissions, newest first.
+// listSubmissions answers a page of a student's or an assignment's
+// submissions, newest first. A filter is required: an index serves each
+// filtered listing, where listing everything would read the whole history.
 func (s *server) listSubmissions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Get("student") == "" && q.Get("assignment") == "" {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: codeMissingField, Field: "student",
+			Msg: "missing field: student (or assignment): listings are filtered by student, assignment or both"})
+		return
+	}
 	limit := defaultPage
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

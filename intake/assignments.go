@@ -114,10 +114,11 @@ type AssignmentUpload struct {
 }
 
 // PutAssignment creates or replaces an assignment. Everything is checked
-// before anything is written. The files are written first, then those of
-// an earlier version that the new one lacks are removed, then the
-// configuration: a running grading never sees an assignment without
-// input. If a new assignment fails halfway, its files are removed again.
+// before anything is written. The files are written first, then the
+// configuration naming them, then the files of the previous version that
+// the new one lacks are removed: a running grading never sees an
+// assignment without input. If a new assignment fails halfway, its files
+// are removed again.
 func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (stored contract.Assignment, created bool, err error) {
 	a := up.Config
 	if err := CheckAssignment(&a, s.opts.AllowPrivateWebhooks); err != nil {
@@ -147,11 +148,12 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 			return contract.Assignment{}, false, &FieldError{Field: p.field, Problem: Invalid, Msg: err.Error()}
 		}
 	}
-	_, err = s.store.Assignment(ctx, a.Name)
+	prev, err := s.store.Assignment(ctx, a.Name)
 	isNew := errors.Is(err, store.ErrNotFound)
 	if err != nil && !isNew {
 		return contract.Assignment{}, false, err
 	}
+	var written []string // this upload's files, to remove again if a new assignment fails
 	if isNew {
 		defer func() {
 			if err == nil {
@@ -159,33 +161,42 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 			}
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			for _, p := range parts {
-				if derr := s.store.DeletePrefix(uctx, p.prefix); derr != nil {
-					s.opts.Log.Warn("roll back assignment", zap.String("assignment", a.Name), zap.Error(derr))
-				}
+			if derr := s.store.DeleteFiles(uctx, written); derr != nil {
+				s.opts.Log.Warn("roll back assignment", zap.String("assignment", a.Name), zap.Error(derr))
 			}
 		}()
 	}
+	a.InputFiles, a.ExpectedFiles = nil, nil
 	for _, p := range parts {
 		for rel, data := range p.files {
+			written = append(written, p.prefix+rel)
 			if err := s.store.PutFile(ctx, p.prefix+rel, data); err != nil {
 				return contract.Assignment{}, false, err
 			}
-		}
-		old, err := s.store.ListFiles(ctx, p.prefix)
-		if err != nil {
-			return contract.Assignment{}, false, err
-		}
-		for _, name := range old {
-			if _, keep := p.files[strings.TrimPrefix(name, p.prefix)]; !keep {
-				if err := s.store.DeleteFile(ctx, name); err != nil {
-					return contract.Assignment{}, false, err
-				}
+			if p.field == "input" {
+				a.InputFiles = append(a.InputFiles, p.prefix+rel)
+			} else {
+				a.ExpectedFiles = append(a.ExpectedFiles, p.prefix+rel)
 			}
 		}
 	}
 	if err := s.store.PutAssignment(ctx, a); err != nil {
 		return contract.Assignment{}, false, err
+	}
+	// Files of the previous version that this one lacks, once no reader
+	// can be sent to them: the configuration names the new ones now.
+	keep := make(map[string]bool, len(written))
+	for _, n := range written {
+		keep[n] = true
+	}
+	var stale []string
+	for _, n := range append(prev.InputFiles, prev.ExpectedFiles...) {
+		if !keep[n] {
+			stale = append(stale, n)
+		}
+	}
+	if err := s.store.DeleteFiles(ctx, stale); err != nil {
+		s.opts.Log.Warn("remove files of the previous assignment version", zap.String("assignment", a.Name), zap.Error(err))
 	}
 	stored, err = s.store.Assignment(ctx, a.Name)
 	if err != nil {

@@ -302,7 +302,7 @@ func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
 		}
 		return Submitted{}, err
 	}
-	files, err := s.store.SubmissionFiles(ctx, old.ID, s.opts.MaxSubmission)
+	files, err := s.store.SubmissionFiles(ctx, old, s.opts.MaxSubmission)
 	if err != nil {
 		return Submitted{}, err
 	}

@@ -126,7 +126,7 @@ func TestConcurrentSubmitsStartOnce(t *testing.T) {
 	if err != nil || sub.Uploading || len(sub.Files) != 2 {
 		t.Fatalf("submission %+v, err %v: want two files, upload complete", sub, err)
 	}
-	stored, err := stack.store.SubmissionFiles(context.Background(), id, 1<<20)
+	stored, err := submissionFiles(context.Background(), stack.store, id)
 	if err != nil || len(stored) != 2 {
 		t.Fatalf("stored files %v, err %v", stored, err)
 	}
@@ -176,11 +176,20 @@ func TestAbandonedUploadIsTakenOver(t *testing.T) {
 	if err != nil || !got.Created {
 		t.Fatalf("Submit over an abandoned upload: created %v, %v", got.Created, err)
 	}
-	stored, err := stack.store.SubmissionFiles(ctx, id, 1<<20)
+	stored, err := submissionFiles(ctx, stack.store, id)
 	if err != nil || len(stored) != 2 || string(stored["mapper.py"]) != "print('m')\n" {
 		t.Fatalf("stored files %q, err %v: want the new upload's", stored, err)
 	}
 	if !started(t, id) {
 		t.Fatal("the workflow was not started")
 	}
+}
+
+// submissionFiles reads the stored files of submission id.
+func submissionFiles(ctx context.Context, st *store.Store, id string) (map[string][]byte, error) {
+	sub, err := st.Submission(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return st.SubmissionFiles(ctx, sub, 64<<20)
 }

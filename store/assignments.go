@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -15,19 +16,15 @@ import (
 
 // PutAssignment creates or replaces an assignment's configuration. Its input
 // and expected files must be stored first (under InputPrefix and
-// ExpectedPrefix); their names are listed into the configuration here.
+// ExpectedPrefix), and a.InputFiles and a.ExpectedFiles name them (full
+// names, sorted): readers fetch exactly those, by name, and never list
+// GridFS.
 func (s *Store) PutAssignment(ctx context.Context, a contract.Assignment) error {
 	a.Defaults()
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	var err error
-	if a.InputFiles, err = s.ListFiles(ctx, InputPrefix(a.Name)); err != nil {
-		return err
-	}
-	if a.ExpectedFiles, err = s.ListFiles(ctx, ExpectedPrefix(a.Name)); err != nil {
-		return err
-	}
+	a.InputFiles, a.ExpectedFiles = slices.Sorted(slices.Values(a.InputFiles)), slices.Sorted(slices.Values(a.ExpectedFiles))
 	a.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	opts := options.Replace().SetUpsert(true)
 	if _, err := s.assignments.ReplaceOne(ctx, bson.D{{Key: "_id", Value: a.Name}}, assignmentToDoc(a), opts); err != nil {

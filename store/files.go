@@ -8,11 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"strings"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -92,41 +88,6 @@ func (s *Store) openStream(ctx context.Context, name string, max int64) (*mongo.
 	return ds, nil
 }
 
-// ListFiles returns the names of the files under prefix, sorted.
-func (s *Store) ListFiles(ctx context.Context, prefix string) ([]string, error) {
-	cur, err := s.files.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(prefix)}}}})
-	if err != nil {
-		return nil, fmt.Errorf("list files %s: %w", prefix, err)
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("list files %s: %w", prefix, err)
-	}
-	names := make([]string, 0, len(docs))
-	for _, d := range docs {
-		names = append(names, d.ID)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// FetchDir downloads every file under prefix into dir, keeping the paths
-// relative to prefix. It fails with ErrTooLarge when the files together
-// exceed max bytes, and returns the relative names written.
-func (s *Store) FetchDir(ctx context.Context, prefix, dir string, max int64) ([]string, error) {
-	names, err := s.ListFiles(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	rels := make([]string, 0, len(names))
-	for _, name := range names {
-		rels = append(rels, strings.TrimPrefix(name, prefix))
-	}
-	return rels, s.FetchFiles(ctx, prefix, rels, dir, max)
-}
-
 // FetchFiles downloads the files prefix+rel for each of rels into dir/rel,
 // failing with ErrTooLarge when they together exceed max bytes.
 func (s *Store) FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error {
@@ -180,12 +141,8 @@ func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (i
 	return n, nil
 }
 
-// DeletePrefix removes every file under prefix. Deleting nothing is not an error.
-func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
-	names, err := s.ListFiles(ctx, prefix)
-	if err != nil {
-		return err
-	}
+// DeleteFiles removes the named files. Missing ones are no error.
+func (s *Store) DeleteFiles(ctx context.Context, names []string) error {
 	for _, name := range names {
 		if err := s.DeleteFile(ctx, name); err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // gridfsChunkSize is the driver's default GridFS chunk size.
@@ -108,18 +107,12 @@ func (s *Store) ensureFileIndexes(ctx context.Context) {
 // EnsureFileIndexes creates the GridFS bucket's indexes, as the driver
 // does before its first upload. It is idempotent.
 func (s *Store) EnsureFileIndexes(ctx context.Context) error {
-	_, err := s.db.Collection(FilesBucket+".chunks").Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}},
-		Options: options.Index().SetUnique(true),
-	})
-	if err != nil {
-		return fmt.Errorf("create chunk index: %w", err)
-	}
-	_, err = s.db.Collection(FilesBucket+".files").Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}},
-	})
-	if err != nil {
-		return fmt.Errorf("create file index: %w", err)
+	for _, ix := range Indexes {
+		if ix.Collection == FilesBucket+".files" || ix.Collection == FilesBucket+".chunks" {
+			if err := s.ensureIndex(ctx, ix); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -2,14 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"regexp"
 	"slices"
-	"sort"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -89,66 +88,16 @@ func (s *Store) CountStage(ctx context.Context, stage contract.Stage) (int64, er
 	return n, nil
 }
 
-// Recent holds measured durations of the submissions that passed through
-// execution recently, in seconds.
-// Recent's lists are ordered oldest first.
-type Recent struct {
-	// Run holds execute_ended − execute_started of every execution that
-	// ended in the window; len(Run) is the window's throughput.
-	Run []float64
-	// Wait holds execute_started − queued of every execution that started
-	// in the window: the time spent waiting for a slot.
-	Wait []float64
-	// Sanity holds queued − sanity_started of the same submissions.
-	Sanity []float64
-}
-
-// RecentExecutions measures the executions that ended or started since since.
-func (s *Store) RecentExecutions(ctx context.Context, since time.Time) (Recent, error) {
-	var r Recent
-	proj := options.Find().SetProjection(bson.D{{Key: "times", Value: 1}})
-	ended, err := s.findTimes(ctx, bson.D{{Key: "times.execute_ended", Value: bson.D{{Key: "$gte", Value: since}}}}, proj)
-	if err != nil {
-		return Recent{}, err
-	}
-	// Oldest first, so callers can weigh the latest most.
-	sort.Slice(ended, func(i, j int) bool { return ended[i].ExecuteEnded.Before(*ended[j].ExecuteEnded) })
-	for _, t := range ended {
-		// A submission whose execute_started was lost (a hand-started
-		// workflow) still counts towards throughput.
-		d := 0.0
-		if t.ExecuteStarted != nil {
-			d = t.ExecuteEnded.Sub(*t.ExecuteStarted).Seconds()
-		}
-		r.Run = append(r.Run, max(d, 0))
-	}
-	started, err := s.findTimes(ctx, bson.D{{Key: "times.execute_started", Value: bson.D{{Key: "$gte", Value: since}}}}, proj)
-	if err != nil {
-		return Recent{}, err
-	}
-	sort.Slice(started, func(i, j int) bool { return started[i].ExecuteStarted.Before(*started[j].ExecuteStarted) })
-	for _, t := range started {
-		if t.Queued == nil {
-			continue
-		}
-		r.Wait = append(r.Wait, max(t.ExecuteStarted.Sub(*t.Queued).Seconds(), 0))
-		if t.SanityStarted != nil {
-			r.Sanity = append(r.Sanity, max(t.Queued.Sub(*t.SanityStarted).Seconds(), 0))
-		}
-	}
-	return r, nil
-}
-
 func (s *Store) findTimes(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]Times, error) {
 	cur, err := s.submissions.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("find recent executions: %w", err)
+		return nil, fmt.Errorf("find submission times: %w", err)
 	}
 	var docs []struct {
 		Times Times `bson:"times"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("find recent executions: %w", err)
+		return nil, fmt.Errorf("find submission times: %w", err)
 	}
 	out := make([]Times, len(docs))
 	for i, d := range docs {
@@ -171,31 +120,23 @@ func Median(xs []float64) (float64, bool) {
 	return (s[n/2-1] + s[n/2]) / 2, true
 }
 
-// NextRegrade returns the smallest N ≥ 1 above every existing regrade
-// "<id>-r<N>" of submission id.
+// NextRegrade reserves the next regrade number of submission id: 1 for
+// its first regrade "<id>-r1", then 2, and so on. The counter lives on the
+// submission's document, so no query looks for the regrades themselves.
 func (s *Store) NextRegrade(ctx context.Context, id string) (int, error) {
-	pattern := "^" + regexp.QuoteMeta(id) + "-r([0-9]+)$"
-	cur, err := s.submissions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: pattern}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	var doc struct {
+		Regrades int `bson:"regrades"`
+	}
+	err := s.submissions.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "regrades", Value: 1}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, fmt.Errorf("submission %s: %w", id, ErrNotFound)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("find regrades of %s: %w", id, err)
+		return 0, fmt.Errorf("count regrades of %s: %w", id, err)
 	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, fmt.Errorf("find regrades of %s: %w", id, err)
-	}
-	re := regexp.MustCompile(pattern)
-	next := 1
-	for _, d := range docs {
-		if m := re.FindStringSubmatch(d.ID); m != nil {
-			if n, err := strconv.Atoi(m[1]); err == nil && n >= next {
-				next = n + 1
-			}
-		}
-	}
-	return next, nil
+	return doc.Regrades, nil
 }
 
 // SetRegradeOf links submission id to the submission it regrades.
@@ -211,23 +152,19 @@ func (s *Store) SetRegradeOf(ctx context.Context, id, of string) error {
 	return nil
 }
 
-// SubmissionFiles reads every file of a submission, keyed by relative
-// path, failing with ErrTooLarge when they exceed max bytes together.
-func (s *Store) SubmissionFiles(ctx context.Context, id string, max int64) (map[string][]byte, error) {
-	prefix := SubmissionPrefix(id)
-	names, err := s.ListFiles(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	files := make(map[string][]byte, len(names))
+// SubmissionFiles reads every file of a submission (those its document
+// names), keyed by relative path, failing with ErrTooLarge when they exceed
+// max bytes together.
+func (s *Store) SubmissionFiles(ctx context.Context, sub Submission, max int64) (map[string][]byte, error) {
+	files := make(map[string][]byte, len(sub.Files))
 	budget := max
-	for _, name := range names {
-		data, err := s.ReadFile(ctx, name, budget)
+	for _, rel := range sub.Files {
+		data, err := s.ReadFile(ctx, SubmissionFile(sub.ID, rel), budget)
 		if err != nil {
 			return nil, err
 		}
 		budget -= int64(len(data))
-		files[name[len(prefix):]] = data
+		files[rel] = data
 	}
 	return files, nil
 }
@@ -262,17 +199,20 @@ func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
 }
 
 // stageTimes returns one recorded time (field, read by get) of every
-// submission in one of stages.
+// submission in one of stages: one equality query per stage, each served by
+// the stage index and bounded by the work in flight.
 func (s *Store) stageTimes(ctx context.Context, stages []contract.Stage, field string, get func(Times) *time.Time) ([]time.Time, error) {
-	ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: bson.D{{Key: "$in", Value: stages}}}},
-		options.Find().SetProjection(bson.D{{Key: "times." + field, Value: 1}}))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]time.Time, 0, len(ts))
-	for _, t := range ts {
-		if v := get(t); v != nil {
-			out = append(out, *v)
+	var out []time.Time
+	for _, stage := range stages {
+		ts, err := s.findTimes(ctx, bson.D{{Key: "stage", Value: stage}},
+			options.Find().SetProjection(bson.D{{Key: "times." + field, Value: 1}}))
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			if v := get(t); v != nil {
+				out = append(out, *v)
+			}
 		}
 	}
 	return out, nil

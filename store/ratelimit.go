@@ -82,14 +82,3 @@ func (s *Store) TakeToken(ctx context.Context, key string, l RateLimit, now time
 	}
 	return false, 0, fmt.Errorf("take token %s: %w", key, ErrContended)
 }
-
-// EnsureRateLimitIndexes creates the index TakeToken's lookups use.
-func (s *Store) EnsureRateLimitIndexes(ctx context.Context) error {
-	_, err := s.db.Collection(RateLimitsCollection).Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "key", Value: 1}, {Key: "slot", Value: -1}},
-	})
-	if err != nil {
-		return fmt.Errorf("create rate limit index: %w", err)
-	}
-	return nil
-}

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -84,22 +83,6 @@ func Unavailable(err error) bool {
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
 		return fmt.Errorf("ping mongodb: %w", err)
-	}
-	return nil
-}
-
-// EnsureIndexes creates the indexes the read model's queries use. It is
-// idempotent and cheap when they exist. Indexes are created one at a time:
-// FerretDB 1.24 drops the connection when a batch re-creates two existing ones.
-func (s *Store) EnsureIndexes(ctx context.Context) error {
-	for _, keys := range []bson.D{
-		{{Key: "student", Value: 1}, {Key: "times.submitted", Value: -1}},
-		{{Key: "assignment", Value: 1}, {Key: "times.submitted", Value: -1}},
-		{{Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}},
-	} {
-		if _, err := s.submissions.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
-			return fmt.Errorf("create submission index: %w", err)
-		}
 	}
 	return nil
 }

@@ -45,14 +45,15 @@ func (s *Store) FilesStored(ctx context.Context, id string) error {
 // uploading, and its files: the request that created it died before it
 // stored them all. It reports whether it removed one.
 func (s *Store) DeleteAbandonedUpload(ctx context.Context, id string) (bool, error) {
-	res, err := s.submissions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "uploading", Value: true}})
+	var sub Submission
+	err := s.submissions.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: id}, {Key: "uploading", Value: true}}).Decode(&sub)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("delete abandoned upload %s: %w", id, err)
 	}
-	if res.DeletedCount == 0 {
-		return false, nil
-	}
-	return true, s.DeletePrefix(ctx, SubmissionPrefix(id))
+	return true, s.DeleteFiles(ctx, submissionFileNames(sub))
 }
 
 // Submission returns the submission with the given ID.
@@ -84,30 +85,15 @@ type Mark struct {
 }
 
 // MarkStage moves a submission to m.Stage, as seen by attempt m.Attempt of
-// the step m.Activity. It is idempotent: the first arrival time
-// and the highest attempt win, and a submission that is already done is
-// never moved back (by a zombie attempt of an earlier step, say).
-//
-// Both the check and the write select by _id alone: the FerretDB dev
-// server answers only those from its primary key and decodes the whole
-// collection for any other filter, which made every stage change slower as
-// submissions accumulated. The check and the write are not atomic; only an
-// earlier step's zombie attempt racing the record step's write within
-// milliseconds could slip through, and it would only move the stage.
+// the step m.Activity. It is idempotent: the first arrival time and the
+// highest attempt win, and a submission that is already done is never
+// moved back (by a zombie attempt of an earlier step, say): the update
+// matches only a submission not done. Arriving at running also opens the
+// submission's entry in the executions collection, from which the queue
+// statistics are measured.
 func (s *Store) MarkStage(ctx context.Context, id string, m Mark) error {
 	stage, activity, attempt := m.Stage, m.Activity, m.Attempt
 	at := m.At.UTC().Truncate(time.Millisecond)
-	var cur struct {
-		Stage contract.Stage `bson:"stage"`
-	}
-	err := s.submissions.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
-		options.FindOne().SetProjection(bson.D{{Key: "stage", Value: 1}})).Decode(&cur)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && cur.Stage == contract.StageDone) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mark submission %s %s: %w", id, stage, err)
-	}
 	set := bson.D{{Key: "stage", Value: stage}, {Key: "updated_at", Value: at}}
 	update := bson.D{{Key: "$set", Value: set}}
 	if activity != "" && attempt > 0 {
@@ -116,10 +102,25 @@ func (s *Store) MarkStage(ctx context.Context, id string, m Mark) error {
 	if field, ok := stageTime[stage]; ok {
 		update = append(update, bson.E{Key: "$min", Value: bson.D{{Key: field, Value: at}}})
 	}
-	if _, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); err != nil {
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "stage", Value: bson.D{{Key: "$ne", Value: contract.StageDone}}}}
+	if stage != contract.StageRunning {
+		if _, err := s.submissions.UpdateOne(ctx, filter, update); err != nil {
+			return fmt.Errorf("mark submission %s %s: %w", id, stage, err)
+		}
+		return nil
+	}
+	var doc struct {
+		Times Times `bson:"times"`
+	}
+	err := s.submissions.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().
+		SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil // done already, or never made through the intake
+	}
+	if err != nil {
 		return fmt.Errorf("mark submission %s %s: %w", id, stage, err)
 	}
-	return nil
+	return s.openExecution(ctx, id, doc.Times)
 }
 
 // MarkExecuteEnded records when the submission's container finished.
@@ -129,7 +130,7 @@ func (s *Store) MarkExecuteEnded(ctx context.Context, id string, at time.Time) e
 	if _, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); err != nil {
 		return fmt.Errorf("mark submission %s executed: %w", id, err)
 	}
-	return nil
+	return s.closeExecution(ctx, id, at)
 }
 
 // Record writes a submission's final grade; owner gives the fields of a
@@ -169,14 +170,31 @@ func (s *Store) Record(ctx context.Context, id string, owner Submission, f contr
 	return nil
 }
 
-// DeleteSubmission removes a submission and its files. The API uses it to
-// leave no partial state behind when a submission cannot be started.
+// DeleteSubmission removes a submission and its files (those its document
+// names). The intake uses it to leave no partial state behind when a
+// submission cannot be started.
 func (s *Store) DeleteSubmission(ctx context.Context, id string) error {
-	if err := s.DeletePrefix(ctx, SubmissionPrefix(id)); err != nil {
+	sub, err := s.Submission(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteFiles(ctx, submissionFileNames(sub)); err != nil {
 		return err
 	}
 	if _, err := s.submissions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
 		return fmt.Errorf("delete submission %s: %w", id, err)
 	}
 	return nil
+}
+
+// submissionFileNames are the GridFS names of a submission's files.
+func submissionFileNames(sub Submission) []string {
+	names := make([]string, 0, len(sub.Files))
+	for _, f := range sub.Files {
+		names = append(names, SubmissionFile(sub.ID, f))
+	}
+	return names
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 // TestStarter drives the starter binary through the intake it shares with
@@ -76,7 +77,7 @@ func TestStarter(t *testing.T) {
 		t.Errorf("refused assignment stored: %v", err)
 	}
 	for _, prefix := range []string{store.InputPrefix(name), store.ExpectedPrefix(name)} {
-		if files, err := stk.store.ListFiles(ctx, prefix); err != nil || len(files) > 0 {
+		if files, err := stacktest.Files(ctx, stk.store.DB(), store.FilesBucket, prefix); err != nil || len(files) > 0 {
 			t.Errorf("files of a refused assignment: %v %v", files, err)
 		}
 	}

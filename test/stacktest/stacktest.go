@@ -15,11 +15,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -292,4 +296,29 @@ func (g *Group) Temporal(ctx context.Context, opts TemporalOptions) (*Proc, clie
 	}
 	return nil, nil, "", fmt.Errorf("temporal dev server on %s did not start (is the Temporal CLI installed? make tools; log %s): %v: %s",
 		addr, p.LogPath, last, p.Tail(2000))
+}
+
+// Files lists the files of GridFS bucket whose names start with prefix,
+// sorted, for tests that check what was stored or left behind. The store
+// itself never lists: it reads the names its documents hold. On the
+// embedded server this scans the files collection, which is why it lives
+// here.
+func Files(ctx context.Context, db *mongo.Database, bucket, prefix string) ([]string, error) {
+	cur, err := db.Collection(bucket+".files").Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(prefix)}}}})
+	if err != nil {
+		return nil, fmt.Errorf("list files %s: %w", prefix, err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list files %s: %w", prefix, err)
+	}
+	names := make([]string, 0, len(docs))
+	for _, d := range docs {
+		names = append(names, d.ID)
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -48,8 +48,14 @@ func startServerTimed(tb testing.TB) (string, time.Duration) {
 // shuts the server down and returns run's error.
 func launch(tb testing.TB, dir string) (string, time.Duration, func() error) {
 	tb.Helper()
+	return launchBackend(tb, dir, "postgresql")
+}
 
-	cfg := config{listen: "127.0.0.1:0", dir: dir, logLevel: slog.LevelWarn}
+// launchBackend is launch on the given backend.
+func launchBackend(tb testing.TB, dir, backend string) (string, time.Duration, func() error) {
+	tb.Helper()
+
+	cfg := config{listen: "127.0.0.1:0", dir: dir, backend: backend, logLevel: slog.LevelWarn}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,20 +130,21 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: config{listen: "127.0.0.1:27017", dir: ".data/mongo", logLevel: slog.LevelWarn},
+			want: config{listen: "127.0.0.1:27017", dir: ".data/mongo", backend: "postgresql", logLevel: slog.LevelWarn},
 		},
 		{
 			name: "env",
-			env:  map[string]string{"GRADEFLOW_MONGO_LISTEN": "127.0.0.1:1", "GRADEFLOW_MONGO_DIR": "/d"},
-			want: config{listen: "127.0.0.1:1", dir: "/d", logLevel: slog.LevelWarn},
+			env:  map[string]string{"GRADEFLOW_MONGO_LISTEN": "127.0.0.1:1", "GRADEFLOW_MONGO_DIR": "/d", "GRADEFLOW_MONGO_BACKEND": "sqlite"},
+			want: config{listen: "127.0.0.1:1", dir: "/d", backend: "sqlite", logLevel: slog.LevelWarn},
 		},
 		{
 			name: "flags override env",
-			args: []string{"--listen", ":2", "--dir", "x", "--log-level", "debug"},
-			env:  map[string]string{"GRADEFLOW_MONGO_LISTEN": "127.0.0.1:1", "GRADEFLOW_MONGO_DIR": "/d"},
-			want: config{listen: ":2", dir: "x", logLevel: slog.LevelDebug},
+			args: []string{"--listen", ":2", "--dir", "x", "--log-level", "debug", "--backend", "postgresql"},
+			env:  map[string]string{"GRADEFLOW_MONGO_LISTEN": "127.0.0.1:1", "GRADEFLOW_MONGO_DIR": "/d", "GRADEFLOW_MONGO_BACKEND": "sqlite"},
+			want: config{listen: ":2", dir: "x", backend: "postgresql", logLevel: slog.LevelDebug},
 		},
 		{name: "bad level", args: []string{"--log-level", "loud"}, wantErr: "invalid --log-level"},
+		{name: "bad backend", args: []string{"--backend", "mysql"}, wantErr: "invalid --backend"},
 		{name: "extra args", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 
@@ -161,29 +168,36 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestReadyAndShutdown(t *testing.T) {
-	// A data dir with a space, which needs escaping in the SQLite URI.
-	dir := filepath.Join(t.TempDir(), "my data")
+	for _, tc := range []struct{ backend, file string }{
+		{"postgresql", "pg/data/PG_VERSION"},
+		{"sqlite", "gradeflow.sqlite"},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			// A data dir with a space, which needs escaping in the URIs.
+			dir := filepath.Join(t.TempDir(), "my data")
 
-	uri, took, stop := launch(t, dir)
-	t.Logf("ready %s after %v", uri, took)
+			uri, took, stop := launchBackend(t, dir, tc.backend)
+			t.Logf("ready %s after %v", uri, took)
 
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if _, err := client.Database("gradeflow").Collection("c").InsertOne(ctx, map[string]string{"_id": "x"}); err != nil {
-		t.Fatalf("insert: %v", err)
-	}
-	if err := client.Disconnect(ctx); err != nil {
-		t.Fatal(err)
-	}
+			client, err := mongo.Connect(options.Client().ApplyURI(uri))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := t.Context()
+			if _, err := client.Database("gradeflow").Collection("c").InsertOne(ctx, map[string]string{"_id": "x"}); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+			if err := client.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
 
-	if err := stop(); err != nil {
-		t.Fatalf("run after shutdown: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "gradeflow.sqlite")); err != nil {
-		t.Fatalf("database file not in data dir: %v", err)
+			if err := stop(); err != nil {
+				t.Fatalf("run after shutdown: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, tc.file)); err != nil {
+				t.Fatalf("database not in data dir: %v", err)
+			}
+		})
 	}
 }
 
