@@ -1,7 +1,8 @@
 # gradeflow: the single entry point for building, running, testing and
 # benchmarking. `make run` brings the whole stack up; `make test` runs every
 # test, end-to-end ones included. Both install what they need on a fresh
-# Debian machine (Docker engine, Temporal CLI, base image, Hadoop jars).
+# Debian machine (Docker engine, PostgreSQL programs, Temporal CLI, base
+# image, Hadoop jars).
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -13,12 +14,12 @@ IMAGE      ?= gradeflow/hadoop:dev
 export TEMPORAL_CLI
 export GRADEFLOW_IMAGE := $(IMAGE)
 
-.PHONY: all build tools docker images run scale test test-unit chaos bench vet deps validate clean
+.PHONY: all build tools postgres docker images run scale test test-unit chaos bench vet deps validate clean
 
 all: build
 
 ## build: compile the worker, API, starter and the embedded MongoDB-compatible server into bin/
-build:
+build: postgres
 	$(GO) build -o $(BIN)/gradeflow-worker ./workers
 	$(GO) build -o $(BIN)/gradeflow-api ./api
 	$(GO) build -o $(BIN)/gradeflow-starter ./starter
@@ -28,6 +29,10 @@ build:
 tools: $(TEMPORAL_CLI)
 $(TEMPORAL_CLI):
 	GOBIN=$(GOBIN_DIR) GOFLAGS=-buildvcs=false $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+## postgres: the PostgreSQL programs the embedded MongoDB-compatible server keeps its data in (installs postgresql-15 on Debian as root)
+postgres:
+	deploy/dev/ensure-postgres.sh
 
 ## docker: make sure a Docker engine runs (installs docker.io on Debian as root)
 docker:
