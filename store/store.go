@@ -44,11 +44,20 @@ type Store struct {
 // Open connects to the MongoDB server at uri and uses database dbName.
 // It does not wait for the server: use Ping for that.
 func Open(uri, dbName string) (*Store, error) {
-	opts := options.Client().
+	return open(clientOptions(uri), dbName)
+}
+
+// clientOptions are the driver options every store connects with.
+func clientOptions(uri string) *options.ClientOptions {
+	return options.Client().
 		ApplyURI(uri).
 		SetAppName("gradeflow").
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second)
+}
+
+// open connects with opts and opens database dbName.
+func open(opts *options.ClientOptions, dbName string) (*Store, error) {
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)

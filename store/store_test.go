@@ -23,7 +23,10 @@ import (
 
 // The store's tests run against the real wire protocol: the embedded
 // MongoDB-compatible server, or the MongoDB that MONGODB_URI names.
-var mongoURI string
+var (
+	mongoURI string
+	mongoDir string // the embedded server's data directory; "" for MONGODB_URI
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -42,6 +45,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: MongoDB-compatible server:", err)
 		return 1
 	}
+	mongoDir = g.MongoDir
 	return m.Run()
 }
 

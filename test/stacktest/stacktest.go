@@ -75,6 +75,10 @@ func FreePort() (int, error) {
 type Group struct {
 	Root string // repository root
 	Dir  string // scratch: logs, databases
+	// MongoDir is the data directory of the embedded server Mongo
+	// started ("" when MONGODB_URI names a server): its PostgreSQL
+	// cluster's socket is in MongoDir/pg/run.
+	MongoDir string
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -239,7 +243,8 @@ func (g *Group) Mongo(ctx context.Context) (string, error) {
 		return "", err
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := g.Start("mongod", bin, nil, "--listen", listen, "--dir", filepath.Join(g.Dir, "mongo"))
+	g.MongoDir = filepath.Join(g.Dir, "mongo")
+	p, err := g.Start("mongod", bin, nil, "--listen", listen, "--dir", g.MongoDir)
 	if err != nil {
 		return "", err
 	}
