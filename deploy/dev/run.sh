@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: bring up the whole gradeflow stack on this host with embedded
-# defaults — Temporal dev server with Web UI, MongoDB-compatible store (unless
-# MONGODB_URI is set), workers and API — grade the bundled examples, print
+# defaults — Temporal dev server with Web UI, MongoDB (unless MONGODB_URI is
+# set: a real mongo container where a registry is reachable, else the
+# embedded offline substitute), workers and API — grade the bundled examples, print
 # the table, and keep the stack up until Ctrl-C. Called by 'make run' once
 # the binaries and images are built.
 set -euo pipefail
@@ -24,6 +25,7 @@ stop_all() {
     # Reverse order: API and workers first, then the store and Temporal.
     for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
   fi
+  if [ -n "${cleanup_mongo:-}" ]; then docker stop -t 20 gradeflow-dev-mongo >/dev/null 2>&1 || true; fi
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
@@ -41,6 +43,16 @@ else
   deploy/dev/temporal.sh --port "${TEMPORAL_ADDRESS##*:}" --ui-port 8233 --db "$data/temporal.db" >"$data/logs/temporal.log" 2>&1 &
   pids+=($!)
   wait_port "$TEMPORAL_ADDRESS" 60 "Temporal"
+  # Temporal keeps in-flight work and recent history; MongoDB is the
+  # permanent record. A closed workflow stays this long for staff to look
+  # at and reset in the Web UI, then Temporal deletes it.
+  retention=${GRADEFLOW_TEMPORAL_RETENTION:-72h}
+  for _ in $(seq 1 50); do
+    "${TEMPORAL_CLI:-temporal}" operator namespace update --address "$TEMPORAL_ADDRESS" --namespace default \
+      --retention "$retention" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  log "Temporal keeps closed workflows for $retention (GRADEFLOW_TEMPORAL_RETENTION); MongoDB keeps every grade"
 fi
 
 if [ -z "${MONGODB_URI:-}" ]; then
@@ -49,9 +61,19 @@ if [ -z "${MONGODB_URI:-}" ]; then
   if port_open "$listen"; then
     log "using the MongoDB server already on $listen"
   else
-    log "starting the embedded MongoDB-compatible store (FerretDB on SQLite, $data/mongo)"
-    "$bin/gradeflow-mongod" --listen "$listen" --dir "$data/mongo" >"$data/logs/mongod.log" 2>&1 &
-    pids+=($!)
+    mongo_image=${GRADEFLOW_MONGO_IMAGE:-mongo:7.0.14}
+    if docker image inspect "$mongo_image" >/dev/null 2>&1 || timeout 20 docker pull -q "$mongo_image" >/dev/null 2>&1; then
+      log "starting MongoDB ($mongo_image, data in $data/mongodb)"
+      mkdir -p "$data/mongodb"
+      docker rm -f gradeflow-dev-mongo >/dev/null 2>&1 || true
+      docker run -d --name gradeflow-dev-mongo --network host -v "$(cd "$data" && pwd)/mongodb:/data/db" \
+        "$mongo_image" --bind_ip 127.0.0.1 --port "${listen##*:}" >/dev/null
+      cleanup_mongo=1
+    else
+      log "no registry reachable for $mongo_image: using the embedded offline substitute (FerretDB on a private PostgreSQL, $data/mongo)"
+      "$bin/gradeflow-mongod" --listen "$listen" --dir "$data/mongo" >"$data/logs/mongod.log" 2>&1 &
+      pids+=($!)
+    fi
     wait_port "$listen" 60 "MongoDB"
   fi
 else
