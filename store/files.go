@@ -22,10 +22,8 @@ var ErrTooLarge = errors.New("too large")
 
 // PutFile stores data under name, replacing any earlier content. The file's
 // GridFS ID is its name, so a retried write replaces rather than duplicates.
-// Most names are new, so it writes first (see putBytes) and replaces only
-// when the name is taken: deleting by name scans the chunks on servers
-// without secondary index use (the FerretDB dev server), which made every
-// upload slower as the bucket grew.
+// Most names are new, so it writes first (see putBytes) and deletes and
+// rewrites only when the name is taken.
 func (s *Store) PutFile(ctx context.Context, name string, data []byte) error {
 	err := s.putBytes(ctx, name, data)
 	if err == nil {

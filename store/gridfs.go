@@ -1,5 +1,12 @@
 package store
 
+// This file is the store's one GridFS seam. Small files are written and
+// read in the standard GridFS layout (a files document, chunks with
+// files_id and n), but with chunk _ids derived from the file's name, which
+// GridFS allows, so that writes skip the driver's 16 MiB upload buffer and
+// reads fetch chunks by _id. Files written by the driver (large uploads)
+// are read through the driver; every other client reads both.
+
 import (
 	"context"
 	"errors"
@@ -47,9 +54,7 @@ func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
 }
 
 // chunkID names chunk n of the file name. GridFS lets a chunk's _id be
-// anything; a name-derived one lets reads fetch chunks by _id, which every
-// server answers from its primary key, where the driver's files_id query
-// makes the FerretDB dev server decode the whole chunks collection.
+// anything; a name-derived one lets reads fetch chunks by _id.
 func chunkID(name string, n int) string { return name + "#" + strconv.Itoa(n) }
 
 // errForeignChunks means a file's chunks were written by the driver's
