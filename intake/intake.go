@@ -218,11 +218,13 @@ func (s *Service) upload(ctx context.Context, sub Submission) (Submitted, error)
 			s.opts.Log.Warn("roll back submission", zap.String("submission_id", sub.ID), zap.Error(err))
 		}
 	}
+	files := make(map[string][]byte, len(sub.Files))
 	for name, data := range sub.Files {
-		if err := s.store.PutFile(ctx, store.SubmissionFile(sub.ID, name), data); err != nil {
-			undo()
-			return Submitted{}, err
-		}
+		files[store.SubmissionFile(sub.ID, name)] = data
+	}
+	if err := s.store.PutFiles(ctx, files); err != nil {
+		undo()
+		return Submitted{}, err
 	}
 	if err := s.store.FilesStored(ctx, sub.ID); err != nil {
 		undo()

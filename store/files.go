@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -33,6 +35,26 @@ func (s *Store) PutFile(ctx context.Context, name string, data []byte) error {
 		return fmt.Errorf("upload file %s: %w", name, err)
 	}
 	return s.PutFileFrom(ctx, name, bytes.NewReader(data))
+}
+
+// PutFiles stores several files (name → content), replacing any earlier
+// content. New names, the common case, cost two round trips together; if
+// any name is taken, each file is written on its own, as by PutFile.
+func (s *Store) PutFiles(ctx context.Context, files map[string][]byte) error {
+	names := slices.Sorted(maps.Keys(files))
+	err := s.putMany(ctx, names, files)
+	if err == nil {
+		return nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("upload files: %w", err)
+	}
+	for _, name := range names {
+		if err := s.PutFile(ctx, name, files[name]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutFileFrom stores the content of r under name, replacing earlier content.

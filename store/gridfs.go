@@ -27,15 +27,33 @@ const gridfsChunkSize = 255 * 1024
 // every upload, which made each small file cost 16 MiB of garbage. It fails
 // with a duplicate-key error when name, or stray chunks of it, exist.
 func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
+	return s.putMany(ctx, []string{name}, map[string][]byte{name: data})
+}
+
+// putMany is putBytes for several files at once: all their chunks in one
+// insert, then all their files documents in another, so that a
+// submission's files cost two round trips whatever their number.
+func (s *Store) putMany(ctx context.Context, names []string, files map[string][]byte) error {
 	s.ensureFileIndexes(ctx)
-	chunks := make([]any, 0, (len(data)+gridfsChunkSize-1)/gridfsChunkSize)
-	for n, off := 0, 0; off < len(data); n, off = n+1, off+gridfsChunkSize {
-		end := min(off+gridfsChunkSize, len(data))
-		chunks = append(chunks, bson.D{
-			{Key: "_id", Value: chunkID(name, n)},
-			{Key: "files_id", Value: name},
-			{Key: "n", Value: int32(n)},
-			{Key: "data", Value: bson.Binary{Data: data[off:end]}},
+	var chunks, docs []any
+	now := bson.NewDateTimeFromTime(time.Now())
+	for _, name := range names {
+		data := files[name]
+		for n, off := 0, 0; off < len(data); n, off = n+1, off+gridfsChunkSize {
+			end := min(off+gridfsChunkSize, len(data))
+			chunks = append(chunks, bson.D{
+				{Key: "_id", Value: chunkID(name, n)},
+				{Key: "files_id", Value: name},
+				{Key: "n", Value: int32(n)},
+				{Key: "data", Value: bson.Binary{Data: data[off:end]}},
+			})
+		}
+		docs = append(docs, bson.D{
+			{Key: "_id", Value: name},
+			{Key: "length", Value: int64(len(data))},
+			{Key: "chunkSize", Value: int32(gridfsChunkSize)},
+			{Key: "uploadDate", Value: now},
+			{Key: "filename", Value: name},
 		})
 	}
 	if len(chunks) > 0 {
@@ -43,13 +61,10 @@ func (s *Store) putBytes(ctx context.Context, name string, data []byte) error {
 			return err
 		}
 	}
-	_, err := s.db.Collection(FilesBucket+".files").InsertOne(ctx, bson.D{
-		{Key: "_id", Value: name},
-		{Key: "length", Value: int64(len(data))},
-		{Key: "chunkSize", Value: int32(gridfsChunkSize)},
-		{Key: "uploadDate", Value: bson.NewDateTimeFromTime(time.Now())},
-		{Key: "filename", Value: name},
-	})
+	if len(docs) == 0 {
+		return nil
+	}
+	_, err := s.db.Collection(FilesBucket+".files").InsertMany(ctx, docs)
 	return err
 }
 

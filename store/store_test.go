@@ -421,3 +421,26 @@ func TestWorkers(t *testing.T) {
 		t.Errorf("slots after withdrawal %d, %v", slots, err)
 	}
 }
+
+// TestPutFiles: several files in one go, and again over the same names
+// (a retried upload), which replaces their content.
+func TestPutFiles(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	p := "test/" + randHex(4) + "/"
+	first := map[string][]byte{p + "a.py": []byte("a1"), p + "lib/b.py": bytes.Repeat([]byte("b"), 600<<10), p + "empty": nil}
+	if err := st.PutFiles(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	second := map[string][]byte{p + "a.py": []byte("a2"), p + "lib/b.py": []byte("b2"), p + "c.py": []byte("c2")}
+	if err := st.PutFiles(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{p + "a.py": []byte("a2"), p + "lib/b.py": []byte("b2"), p + "c.py": []byte("c2"), p + "empty": nil}
+	for name, data := range want {
+		got, err := st.ReadFile(ctx, name, 1<<20)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, data)
+		}
+	}
+}
