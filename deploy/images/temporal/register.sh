@@ -24,7 +24,7 @@ until have=$(temporal operator search-attribute list --namespace "$ns" 2>/dev/nu
 for a in "${attributes[@]}"; do
   if ! grep -qw "$a" <<<"$have"; then
     log "registering search attribute $a (Keyword)"
-    temporal operator search-attribute create --namespace "$ns" --name "$a" --type Keyword --yes >/dev/null
+    temporal operator search-attribute create --namespace "$ns" --name "$a" --type Keyword >/dev/null
   fi
 done
 log "namespace $ns ready with ${attributes[*]}"
