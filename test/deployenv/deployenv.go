@@ -24,6 +24,11 @@ const (
 	Worker Program = "worker" // gradeflow-worker
 )
 
+// Libraries lists the variables that libraries linked into every program
+// read themselves, which deployment files may set: gRPC's TXT service-config
+// switch (see deploy/compose/compose.yaml).
+var Libraries = []string{"GRPC_ENABLE_TXT_SERVICE_CONFIG"}
+
 // DockerSDK lists the variables that the Docker SDK reads itself
 // (client.FromEnv in docker/sandbox), which the worker's manifests may set.
 var DockerSDK = []string{"DOCKER_HOST", "DOCKER_API_VERSION", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"}
@@ -54,7 +59,7 @@ func Drift(root string, program Program, read map[string]bool) ([]string, error)
 	}
 	var drift []string
 	for name, where := range set {
-		if read[name] || (program == Worker && contains(DockerSDK, name)) {
+		if read[name] || contains(Libraries, name) || (program == Worker && contains(DockerSDK, name)) {
 			continue
 		}
 		drift = append(drift, fmt.Sprintf("%s (set in %s)", name, strings.Join(where, ", ")))

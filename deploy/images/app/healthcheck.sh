@@ -21,10 +21,17 @@ PY
     ;;
   worker)
     me="@$(hostname)\""
+    # The CLI's gRPC (1.72) looks up a TXT record of the host name before it
+    # connects, which hangs where Docker's DNS cannot reach upstream (see
+    # compose.yaml); an address does not.
+    addr=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+    host=${addr%:*}
+    ip=$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}')
+    addr=${ip:-$host}:${addr##*:}
     IFS=, read -ra queues <<<"${GRADEFLOW_QUEUES:-sanity,execute,grade}"
     for q in "${queues[@]}"; do
       q=${q// /}
-      temporal task-queue describe --address "${TEMPORAL_ADDRESS:-127.0.0.1:7233}" \
+      temporal task-queue describe --address "$addr" \
         --namespace "${TEMPORAL_NAMESPACE:-default}" --task-queue "gradeflow-$q" -o json | grep -qF "$me"
     done
     ;;

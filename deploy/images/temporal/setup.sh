@@ -21,6 +21,12 @@ for i in $(seq 1 60); do
   sleep 1
 done
 
+# quiet CMD...: run CMD, showing its (verbose) output only when it fails.
+quiet() {
+  local out
+  out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+}
+
 setup() { # database schema-name
   local db=$1 schema=$2 out
   # update-schema fails on a database without Temporal's version table:
@@ -35,9 +41,10 @@ setup() { # database schema-name
     return 1
   fi
   log "$db: creating database and schema"
-  temporal-sql-tool --db "$db" create-database 2>&1 | grep -v 'already exists' >&2 || true
-  temporal-sql-tool --db "$db" setup-schema -v 0.0 >/dev/null
-  temporal-sql-tool --db "$db" update-schema --schema-name "$schema" >/dev/null
+  # (an empty database left by an interrupted setup already exists: fine)
+  temporal-sql-tool --db "$db" create-database >/dev/null 2>&1 || true
+  quiet temporal-sql-tool --db "$db" setup-schema -v 0.0
+  quiet temporal-sql-tool --db "$db" update-schema --schema-name "$schema"
   log "$db: schema created"
 }
 
