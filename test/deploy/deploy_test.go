@@ -219,6 +219,13 @@ func (s *stackT) putAssignment(t *testing.T, ctx context.Context, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The name comes from the URL; the config part must not repeat it.
+	var conf map[string]any
+	if err := json.Unmarshal(cfg, &conf); err != nil {
+		t.Fatal(err)
+	}
+	delete(conf, "name")
+	cfg, _ = json.Marshal(conf)
 	_ = mw.WriteField("config", string(cfg))
 	for _, part := range []string{"input", "expected"} {
 		for rel, data := range readFiles(t, filepath.Join(dir, part)) {
@@ -391,8 +398,21 @@ func testExamples(t *testing.T, ctx context.Context, s *stackT) {
 		if sub.Outcome != contract.OutcomePassed {
 			t.Fatalf("%s: %s", id, sub.Outcome)
 		}
-		t.Logf("TIMING python-correct alone through compose: %.2fs (post to done, polled every 0.2s)", time.Since(posted).Seconds())
+		t.Logf("TIMING python-correct alone through compose: %.2fs (post to done, polled every 0.2s; %s)", time.Since(posted).Seconds(), stages(sub.Times))
 	}
+}
+
+// stages renders a submission's stage times as the seconds each took.
+func stages(ts store.Times) string {
+	d := func(a, b *time.Time) string {
+		if a == nil || b == nil {
+			return "?"
+		}
+		return fmt.Sprintf("%.2fs", b.Sub(*a).Seconds())
+	}
+	return fmt.Sprintf("submitted→sanity %s, sanity→queued %s, queued→running %s, running %s, ended→completed %s",
+		d(ts.Submitted, ts.SanityStarted), d(ts.SanityStarted, ts.Queued), d(ts.Queued, ts.ExecuteStarted),
+		d(ts.ExecuteStarted, ts.ExecuteEnded), d(ts.ExecuteEnded, ts.Completed))
 }
 
 func fmtScore(p *float64) string {
@@ -632,6 +652,7 @@ func testWebUI(t *testing.T, ctx context.Context, s *stackT) {
 			t.Errorf("UI lists %q", e.Execution.WorkflowID)
 		}
 	}
+	t.Logf("UI lists the %d passed wordcount workflows for %s", len(list.Executions), query)
 	// And a filter that must exclude them all.
 	resp, err = http.Get(s.ui + "/api/v1/namespaces/default/workflows?query=" + url.QueryEscape(`GradeflowOutcome="no_such_outcome"`))
 	if err != nil {
@@ -643,7 +664,6 @@ func testWebUI(t *testing.T, ctx context.Context, s *stackT) {
 	if err := json.Unmarshal(body, &list); err != nil || len(list.Executions) != 0 {
 		t.Fatalf("UI lists %d workflows for an outcome no submission has (%v)", len(list.Executions), err)
 	}
-	t.Logf("UI lists the %d passed wordcount workflows for %s", len(list.Executions), query)
 }
 
 // testEvaluationHost runs the sandbox workers as a second compose project
