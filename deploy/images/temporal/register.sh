@@ -3,7 +3,7 @@
 # the Gradeflow* search attributes on the local Temporal server once it
 # answers. Idempotent: what exists is left alone. The names and types are
 # those of contract/names.go (contract.SearchAttributeNames, all Keyword);
-# deploy/drift-check.sh keeps this list and that file in step.
+# test/deployenv checks this list (and ready.sh's) against that file.
 set -euo pipefail
 
 ns=${TEMPORAL_NAMESPACE:-default}
