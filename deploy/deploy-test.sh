@@ -13,6 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
+# docker-compose 1.29 (Debian's package) is the tool; the v2 plugin is not
+# needed. make test's validate.sh installs it too; deploy-test may run alone.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  else
+    echo "deploy-test: docker-compose missing; install it (Debian: apt-get install docker-compose)" >&2; exit 1
+  fi
+fi
 log=${GRADEFLOW_DEPLOY_LOG:-bin/deploy/deploy-test.log}
 mkdir -p "$(dirname "$log")"
 SECONDS=0
