@@ -14,7 +14,7 @@ IMAGE      ?= gradeflow/hadoop:dev
 export TEMPORAL_CLI
 export GRADEFLOW_IMAGE := $(IMAGE)
 
-.PHONY: all build tools postgres docker images run scale test test-unit chaos bench vet deps validate clean
+.PHONY: all build tools postgres docker images deploy-images deploy-test run scale test test-unit chaos bench vet deps validate clean
 
 all: build
 
@@ -41,6 +41,14 @@ docker:
 ## images: the offline base image and the Hadoop runtime image
 images: docker
 	deploy/dev/build-images.sh
+
+## deploy-images: the compose stack's images, built offline from the base image and the Go module proxy (Temporal server and Web UI, PostgreSQL, the store substitute, the programs)
+deploy-images: tools images
+	deploy/images.sh
+
+## deploy-test: the compose stack for real: build its images, up, grade through the API, kill an execute replica, restart Temporal, Web UI filter, evaluation host, down -v
+deploy-test: deploy-images
+	deploy/deploy-test.sh
 
 ## run: bring up the whole stack, grade the bundled examples, stay up until Ctrl-C
 run: build tools images

@@ -2,7 +2,9 @@
 # validate.sh: check the deployment files as far as this machine allows:
 # the Kubernetes manifests against the Kubernetes API schemas
 # (kubernetes-validate, offline), the KEDA ScaledObject's required fields,
-# and the compose file with docker-compose's own parser. Called by make test.
+# and the compose files with docker-compose's own parser (given the example
+# env file). Called by make test. The env-var drift check (compose, k8s and
+# the programs' config loaders) is a Go test: test/deployenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +52,18 @@ assert t["metadata"]["taskQueue"] == "gradeflow-execute"
 print("ok")
 PY
 
-echo "validate: compose file"
-GRADEFLOW_PORTAL_TOKENS=x GRADEFLOW_STAFF_TOKENS=y docker-compose -f deploy/compose/compose.yaml config -q
+echo "validate: compose files (with the example env file)"
+env=deploy/compose/gradeflow.env.example
+docker-compose --env-file "$env" -f deploy/compose/compose.yaml config -q
+docker-compose --env-file "$env" -f deploy/compose/compose.yaml -f deploy/compose/compose.mongo.yaml config -q
+docker-compose --env-file "$env" -f deploy/compose/compose.eval.yaml config -q
+# Nothing secret in the compose files: every value of the example env file
+# must come in through a ${...} reference, never be written out.
+while IFS='=' read -r key value; do
+  case $key in ''|'#'*) continue ;; esac
+  if grep -rqF -- "$value" deploy/compose/*.yaml; then
+    echo "validate: the value of $key appears in a compose file" >&2; exit 1
+  fi
+  grep -rqF -- "\${$key" deploy/compose/compose.yaml || { echo "validate: compose.yaml does not use $key" >&2; exit 1; }
+done <"$env"
 echo "validate: all deployment files are valid"
