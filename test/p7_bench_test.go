@@ -169,12 +169,12 @@ func BenchmarkP7StoreAtScale(b *testing.B) {
 		})
 		measure("queue", n, func() string { return "/v1/queue" })
 
-		// POST: submissions whose sanity check fails fast, so that they
-		// leave the queue quickly; each answer is timed, then the level
-		// waits for them to finish.
+		// POST: 100 submissions whose sanity check fails fast, so that
+		// they leave the queue quickly; each answer is timed, then the
+		// level waits for them to finish.
 		var posts []float64
 		var posted []string
-		for i := range 40 {
+		for i := range 100 {
 			id := fmt.Sprintf("p7-post-%s-%d-%s", kilo(level), i, randHex(3))
 			start := time.Now()
 			resp, body, err := postSubmission(base, portalToken, id, fmt.Sprintf("p7-poster-%d", i), "", syntax)
