@@ -30,7 +30,10 @@ while [ "$have" -lt "$want" ]; do
   i=$((i + 1))
   f="$dir/execute-$i.pid"
   alive "$f" && continue
-  GRADEFLOW_QUEUES=execute nohup "$bin/gradeflow-worker" >>"$data/logs/worker-execute-$i.log" 2>&1 &
+  # Each process gets a workdir of its own: its input cache cleans up
+  # unfinished fetches at start-up, which must not be another's.
+  GRADEFLOW_QUEUES=execute GRADEFLOW_WORKDIR="$GRADEFLOW_WORKDIR/extra-$i" \
+    nohup "$bin/gradeflow-worker" >>"$data/logs/worker-execute-$i.log" 2>&1 &
   echo $! >"$f"
   have=$((have + 1))
   echo "started execute worker $i (pid $!)"
