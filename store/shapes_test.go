@@ -86,67 +86,75 @@ var shapes = map[string]served{
 	"find files.files {}": {bounded: "limit 1"},
 }
 
-// recorder keeps the shape of every command a client sends.
+// query is a recorded command's collection, filter and sort.
+type query struct {
+	cmd, coll    string
+	filter, sort bson.Raw
+}
+
+// shape is the query's shape.
+func (q query) shape() shape {
+	return shape{cmd: q.cmd, coll: q.coll, filter: fields(q.filter), sort: sortOf(q.sort)}
+}
+
+// recorder keeps one query of every shape a client sends.
 type recorder struct {
-	mu     sync.Mutex
-	seen   map[string]shape
-	sample map[string]bson.Raw // one command of each shape
+	mu   sync.Mutex
+	seen map[string]query // by shape
 }
 
 func (r *recorder) started(_ context.Context, e *event.CommandStartedEvent) {
-	sh, ok := shapeOf(e.CommandName, e.Command)
+	q, ok := queryOf(e.CommandName, e.Command)
 	if !ok {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := sh.String()
+	k := q.shape().String()
 	if _, dup := r.seen[k]; !dup {
-		r.seen[k] = sh
-		r.sample[k] = slices.Clone(e.Command)
+		q.filter, q.sort = slices.Clone(q.filter), slices.Clone(q.sort)
+		r.seen[k] = q
 	}
 }
 
-// shapeOf reads the shape of a command; ok is false for commands that
-// query nothing (inserts, index builds, handshakes).
-func shapeOf(name string, cmd bson.Raw) (shape, bool) {
-	coll, _ := cmd.Lookup(name).StringValueOK()
+// queryOf reads the query of a command; ok is false for commands that
+// query nothing (inserts, index builds, handshakes). A command without a
+// filter has the empty one.
+func queryOf(name string, cmd bson.Raw) (query, bool) {
+	q := query{cmd: name}
+	q.coll, _ = cmd.Lookup(name).StringValueOK()
 	switch name {
 	case "find":
-		f, _ := cmd.Lookup("filter").DocumentOK()
-		s, _ := cmd.Lookup("sort").DocumentOK()
-		return shape{cmd: name, coll: coll, filter: fields(f), sort: sortOf(s)}, true
+		q.filter, _ = cmd.Lookup("filter").DocumentOK()
+		q.sort, _ = cmd.Lookup("sort").DocumentOK()
 	case "update", "delete":
-		key := "updates"
-		if name == "delete" {
-			key = "deletes"
-		}
+		key := map[string]string{"update": "updates", "delete": "deletes"}[name]
 		arr, _ := cmd.Lookup(key).ArrayOK()
 		vals, _ := arr.Values()
 		if len(vals) == 0 {
-			return shape{}, false
+			return query{}, false
 		}
 		d, _ := vals[0].DocumentOK()
-		q, _ := d.Lookup("q").DocumentOK()
-		return shape{cmd: name, coll: coll, filter: fields(q)}, true
-	case "findAndModify":
-		q, _ := cmd.Lookup("query").DocumentOK()
-		return shape{cmd: name, coll: coll, filter: fields(q)}, true
+		q.filter, _ = d.Lookup("q").DocumentOK()
+	case "findAndModify", "count", "distinct":
+		q.filter, _ = cmd.Lookup("query").DocumentOK()
 	case "aggregate":
 		arr, _ := cmd.Lookup("pipeline").ArrayOK()
 		vals, _ := arr.Values()
 		for _, v := range vals {
 			st, _ := v.DocumentOK()
 			if m, ok := st.Lookup("$match").DocumentOK(); ok {
-				return shape{cmd: name, coll: coll, filter: fields(m)}, true
+				q.filter = m
+				break
 			}
 		}
-		return shape{cmd: name, coll: coll, filter: "{}"}, true
-	case "count", "distinct":
-		q, _ := cmd.Lookup("query").DocumentOK()
-		return shape{cmd: name, coll: coll, filter: fields(q)}, true
+	default:
+		return query{}, false
 	}
-	return shape{}, false
+	if q.filter == nil {
+		q.filter, _ = bson.Marshal(bson.D{})
+	}
+	return q, true
 }
 
 // fields renders a filter's top-level fields, each with its operator when
@@ -196,7 +204,7 @@ func indexName(keys bson.D) string {
 // so it reads only the documents it matches. On a real MongoDB (with
 // MONGODB_URI), explain must show no collection scan.
 func TestQueryShapes(t *testing.T) {
-	rec := &recorder{seen: map[string]shape{}, sample: map[string]bson.Raw{}}
+	rec := &recorder{seen: map[string]query{}}
 	opts := clientOptions(mongoURI).SetMonitor(&event.CommandMonitor{Started: rec.started})
 	st, err := open(opts, "t_"+randHex(6))
 	if err != nil {
@@ -242,12 +250,11 @@ func TestQueryShapes(t *testing.T) {
 		if !ok || sv.bounded != "" {
 			continue
 		}
-		sh := rec.seen[k]
-		filter, sortDoc := explainable(rec.sample[k], sh.cmd)
+		q := rec.seen[k]
 		if embedded {
-			checkPushdown(t, st, sh, filter, sortDoc)
+			checkPushdown(t, st, q.shape(), q.filter, q.sort)
 		} else {
-			checkNoCollScan(t, st, sh, filter, sortDoc)
+			checkNoCollScan(t, st, q.shape(), q.filter, q.sort)
 		}
 	}
 }
@@ -260,37 +267,6 @@ func describe(sv served) string {
 		return "bounded: " + sv.bounded
 	}
 	return "index " + sv.index
-}
-
-// explainable is the filter and sort of a recorded command, as a find.
-func explainable(cmd bson.Raw, name string) (bson.Raw, bson.Raw) {
-	var filter, sortDoc bson.Raw
-	switch name {
-	case "find":
-		filter, _ = cmd.Lookup("filter").DocumentOK()
-		sortDoc, _ = cmd.Lookup("sort").DocumentOK()
-	case "update", "delete":
-		key := map[string]string{"update": "updates", "delete": "deletes"}[name]
-		arr, _ := cmd.Lookup(key).ArrayOK()
-		vals, _ := arr.Values()
-		d, _ := vals[0].DocumentOK()
-		filter, _ = d.Lookup("q").DocumentOK()
-	case "findAndModify":
-		filter, _ = cmd.Lookup("query").DocumentOK()
-	case "aggregate":
-		arr, _ := cmd.Lookup("pipeline").ArrayOK()
-		vals, _ := arr.Values()
-		for _, v := range vals {
-			stg, _ := v.DocumentOK()
-			if m, ok := stg.Lookup("$match").DocumentOK(); ok {
-				filter = m
-			}
-		}
-	}
-	if filter == nil {
-		filter, _ = bson.Marshal(bson.D{})
-	}
-	return filter, sortDoc
 }
 
 func isFerretDB(t *testing.T, st *Store) bool {

@@ -32,20 +32,25 @@ var (
 )
 
 func startAPI(ctx context.Context) (*proc, error) {
-	p, err := stk.Start("api", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
-		"GRADEFLOW_API_ADDR="+apiAddr,
-		"GRADEFLOW_PORTAL_TOKENS="+portalToken,
-		"GRADEFLOW_STAFF_TOKENS="+staffToken,
+	return startAPIAt(ctx, "api", apiAddr,
 		"GRADEFLOW_RATE_PER_MINUTE=6000", "GRADEFLOW_RATE_BURST=1000",
 		// Fresher queue statistics than the default 2 s: the ETA benchmark
 		// polls one submission at a time, not thousands.
-		"GRADEFLOW_QUEUE_CACHE=250ms"))
+		"GRADEFLOW_QUEUE_CACHE=250ms")
+}
+
+// startAPIAt starts an API process named name on addr, with the test
+// tokens and extraEnv, and waits until it is ready.
+func startAPIAt(ctx context.Context, name, addr string, extraEnv ...string) (*proc, error) {
+	env := append(stk.env(), "GRADEFLOW_API_ADDR="+addr,
+		"GRADEFLOW_PORTAL_TOKENS="+portalToken, "GRADEFLOW_STAFF_TOKENS="+staffToken)
+	p, err := stk.Start(name, filepath.Join(stk.bin, "gradeflow-api"), append(env, extraEnv...))
 	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if resp, err := http.Get("http://" + apiAddr + "/readyz"); err == nil {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p, nil

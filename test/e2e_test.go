@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/intake"
+	"github.com/gradeflow/gradeflow/test/stacktest"
 )
 
 // stk is the stack every test in this package shares; executeWorker is the
@@ -80,16 +80,7 @@ func loadExpectations(t testing.TB) map[string]expectation {
 // readFiles reads a submission directory as the portal would upload it.
 func readFiles(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		data, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = data
-		return err
-	})
+	files, err := stacktest.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

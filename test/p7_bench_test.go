@@ -206,28 +206,12 @@ func BenchmarkP7StoreAtScale(b *testing.B) {
 func p7API(b *testing.B) string {
 	b.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	p, err := stk.Start("api-p7", filepath.Join(stk.bin, "gradeflow-api"), append(stk.env(),
-		"GRADEFLOW_API_ADDR="+addr,
-		"GRADEFLOW_PORTAL_TOKENS="+portalToken,
-		"GRADEFLOW_STAFF_TOKENS="+staffToken,
-		"GRADEFLOW_RATE_PER_MINUTE=0",
-		"GRADEFLOW_QUEUE_CACHE=0s"))
+	p, err := startAPIAt(context.Background(), "api-p7", addr, "GRADEFLOW_RATE_PER_MINUTE=0", "GRADEFLOW_QUEUE_CACHE=0s")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Terminate(10 * time.Second) })
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return "http://" + addr
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Fatalf("P7 API not ready (log %s)", p.LogPath)
-	return ""
+	return "http://" + addr
 }
 
 // settle runs the maintenance a bulk load owes on the embedded server

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -318,18 +317,10 @@ func (s *stackT) awaitDone(ctx context.Context, id string, timeout time.Duration
 	}
 }
 
+// readFiles reads a submission directory as the portal would upload it.
 func readFiles(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		data, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = data
-		return err
-	})
+	files, err := stacktest.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -326,4 +327,20 @@ func Files(ctx context.Context, db *mongo.Database, bucket, prefix string) ([]st
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// ReadDir reads every file under dir, keyed by its slash-separated path
+// relative to dir: a submission directory as the portal uploads it.
+func ReadDir(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		data, err := os.ReadFile(path)
+		files[filepath.ToSlash(rel)] = data
+		return err
+	})
+	return files, err
 }
