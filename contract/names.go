@@ -99,6 +99,7 @@ func StartOptions(in Input) client.StartWorkflowOptions {
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("%s by %s", in.Assignment, in.Student),
+		Priority:                 PriorityOf(in),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SearchAssignment.ValueSet(in.Assignment),
 			SearchStudent.ValueSet(in.Student),

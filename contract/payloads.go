@@ -78,6 +78,9 @@ type Input struct {
 	// ExecuteAttempts bounds infrastructure retries of the execute step
 	// (each worker crash is one). Zero means DefaultExecuteAttempts.
 	ExecuteAttempts int32
+	// Lane is LaneLive (empty) or LaneRegrade: it sets the workflow's
+	// Temporal priority and fairness key (PriorityOf).
+	Lane string `json:",omitempty"`
 }
 
 // Defaults for Input's optional fields.
