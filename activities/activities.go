@@ -43,6 +43,7 @@ type Config struct {
 	SanityTimeout   time.Duration // wall-clock limit of a sanity container
 	HeartbeatEvery  time.Duration // how often execute heartbeats
 	NotifyTimeout   time.Duration // bound on telling the workflow a job started
+	RuntimeImages   []string      // images an assignment may name besides Image
 }
 
 // DefaultConfig returns limits suitable for course-sized jobs.
@@ -70,6 +71,8 @@ type Files interface {
 	PutFile(ctx context.Context, name string, data []byte) error
 	ReadFile(ctx context.Context, name string, max int64) ([]byte, error)
 	FetchFiles(ctx context.Context, prefix string, rels []string, dir string, max int64) error
+	// FetchBlob downloads one file to a host path, streaming.
+	FetchBlob(ctx context.Context, name, dst string, max int64) (int64, error)
 }
 
 // Submissions is the submissions read model and the assignments they are
@@ -79,6 +82,8 @@ type Submissions interface {
 	Submission(ctx context.Context, id string) (store.Submission, error)
 	MarkStage(ctx context.Context, id string, m store.Mark) error
 	MarkExecuteEnded(ctx context.Context, id string, at time.Time) error
+	// MarkTest records one finished test of a job that still runs.
+	MarkTest(ctx context.Context, id string, t contract.TestResult) error
 	Record(ctx context.Context, id string, owner store.Submission, g contract.Grade, at time.Time) error
 }
 

@@ -17,6 +17,7 @@ type runResult struct {
 	Message   string       `json:"message"`
 	Errors    []checkError `json:"errors"`
 	ElapsedMS int64        `json:"elapsed_ms"`
+	TimedOut  bool         `json:"timed_out"`
 }
 
 // checkError is one problem found by a sanity check.

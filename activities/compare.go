@@ -17,6 +17,9 @@ import (
 func (a *Activities) Compare(ctx context.Context, in contract.CompareInput) (contract.Grade, error) {
 	// No stage write here: comparing takes milliseconds, and the workflow's
 	// stage query and search attribute already show it.
+	if len(in.Execution.Tests) > 0 { // scored test by test as each finished
+		return gradeTests(in.Execution), nil
+	}
 	expected, err := a.expected.get(ctx, a, in.Plan.Config)
 	if err != nil {
 		return contract.Grade{}, err

@@ -80,6 +80,10 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	default:
 		return contract.Execution{}, contract.NewConfigFailure("unknown runtime %q", plan.Runtime)
 	}
+	if len(plan.Config.Tests) > 0 {
+		stopFetch()
+		return a.executeTests(ctx, plan, dir, jobDir, cmd)
+	}
 	inputDir, release, err := a.inputs.get(ctx, a, plan.Config)
 	if err != nil {
 		return contract.Execution{}, err
@@ -272,14 +276,22 @@ type inputCache struct {
 	err   error
 }
 
-// get returns the host directory holding cfg's input, and the release the
-// job calls once it no longer reads it.
-func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) (string, func(), error) {
+// open opens the cache on first use.
+func (c *inputCache) open(a *Activities) (*datacache.Cache, error) {
 	c.once.Do(func() {
 		c.cache, c.err = datacache.Open(filepath.Join(a.Config.WorkDir, "inputs"), a.Config.InputCacheBytes)
 	})
 	if c.err != nil {
-		return "", nil, fmt.Errorf("input cache: %w", c.err)
+		return nil, fmt.Errorf("input cache: %w", c.err)
+	}
+	return c.cache, nil
+}
+
+// get returns the host directory holding cfg's input, and the release the
+// job calls once it no longer reads it.
+func (c *inputCache) get(ctx context.Context, a *Activities, cfg contract.Assignment) (string, func(), error) {
+	if _, err := c.open(a); err != nil {
+		return "", nil, err
 	}
 	key := fmt.Sprintf("input-%s-%d", cfg.Name, cfg.UpdatedAt.UnixMilli())
 	prefix := store.InputPrefix(cfg.Name)

@@ -32,8 +32,9 @@ type fakeStore struct {
 	marks       []store.Mark
 	recorded    map[string]contract.Grade
 	ended       int
-	fail        error         // when set, every call fails with it (MongoDB down)
-	delay       time.Duration // when set, each file transfer takes this long (a slow link)
+	tests       []contract.TestResult // MarkTest calls
+	fail        error                 // when set, every call fails with it (MongoDB down)
+	delay       time.Duration         // when set, each file transfer takes this long (a slow link)
 }
 
 func newFakeStore() *fakeStore {
@@ -157,6 +158,24 @@ func (f *fakeStore) MarkStage(_ context.Context, _ string, m store.Mark) error {
 	}
 	f.marks = append(f.marks, m)
 	return nil
+}
+
+func (f *fakeStore) FetchBlob(ctx context.Context, name, dst string, max int64) (int64, error) {
+	data, err := f.ReadFile(ctx, name, max)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return 0, err
+	}
+	return int64(len(data)), os.WriteFile(dst, data, 0o644)
+}
+
+func (f *fakeStore) MarkTest(_ context.Context, _ string, t contract.TestResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tests = append(f.tests, t)
+	return f.fail
 }
 
 func (f *fakeStore) MarkExecuteEnded(context.Context, string, time.Time) error {

@@ -119,9 +119,17 @@ type Assignment struct {
 	// submission missed and its own unexpected ones. Off by default, so
 	// that the grader is no oracle for the expected output (or, through a
 	// job that echoes it, for the input).
-	ShowExpected  bool      `json:"show_expected,omitempty"`
-	InputFiles    []string  `json:"input_files"`
-	ExpectedFiles []string  `json:"expected_files"`
+	ShowExpected bool `json:"show_expected,omitempty"`
+	// Tests are the assignment's test cases. Without them the assignment
+	// is of the single-test form: InputFiles and ExpectedFiles, one test.
+	Tests []TestSpec `json:"tests,omitempty"`
+	// DueAt releases after_due tests to students.
+	DueAt *time.Time `json:"due_at,omitempty"`
+	// Image is the runtime image the jobs run in, one of the operator's
+	// allow-list (GRADEFLOW_RUNTIME_IMAGES); empty: the default image.
+	Image         string    `json:"image,omitempty"`
+	InputFiles    []string  `json:"input_files,omitempty"`
+	ExpectedFiles []string  `json:"expected_files,omitempty"`
 	UpdatedAt     time.Time `json:"updated_at"` // its version: caches are keyed by it
 }
 
@@ -142,7 +150,16 @@ func (a *Assignment) Defaults() {
 	if a.Compare == "" {
 		a.Compare = CompareSortedLines
 	}
-	if a.Points == 0 {
+	if len(a.Tests) > 0 {
+		a.Points = 0
+		for i := range a.Tests {
+			a.Points += a.Tests[i].Points
+			if a.Tests[i].Visibility == "" {
+				a.Tests[i].Visibility = VisibilityVisible
+			}
+		}
+	}
+	if a.Points == 0 && len(a.Tests) == 0 {
 		a.Points = 100
 	}
 	if a.Mapper == "" {
@@ -183,6 +200,11 @@ func (a *Assignment) Validate() error {
 		return bad("compare", "must be %q or %q", CompareSortedLines, CompareExact)
 	case a.Points <= 0:
 		return bad("points", "must be positive")
+	case a.Image != "" && !validImage(a.Image):
+		return bad("image", "must be an image reference such as gradeflow/hadoop-extra:1")
+	}
+	if err := a.validateTests(); err != nil {
+		return err
 	}
 	for _, r := range a.Runtimes {
 		if r != RuntimeStreaming && r != RuntimeJar {
@@ -212,8 +234,11 @@ type Plan struct {
 
 // Execution is the result of running a submission's job.
 type Execution struct {
-	Outputs    []string // GridFS names of the part-* files
+	Outputs    []string // GridFS names of the part-* files (single-test runs before tests existed)
 	RunSeconds float64  // container wall time
+	// Tests are the per-test results, scored as each test finished.
+	Tests  []TestRun     `json:",omitempty"`
+	Grader GraderVersion `json:",omitempty"`
 }
 
 // CompareInput is what the compare step needs.
@@ -232,6 +257,13 @@ type TestResult struct {
 	Matched  int     `json:"matched_lines"`
 	Got      int     `json:"got_lines"`
 	Diff     string  `json:"diff,omitempty"`
+	// Set by multi-test runs.
+	Status     string           `json:"status,omitempty"` // Test*
+	Visibility string           `json:"visibility,omitempty"`
+	Seconds    float64          `json:"seconds,omitempty"`
+	Counters   map[string]int64 `json:"counters,omitempty"`
+	Feedback   string           `json:"feedback,omitempty"`
+	LogTail    string           `json:"log_tail,omitempty"` // staff only
 }
 
 // Grade is how a grading ended, or part of it: the one type of outcome,
@@ -247,7 +279,8 @@ type Grade struct {
 	Feedback    string
 	Tests       []TestResult
 	RunSeconds  float64
-	ErrorDetail string // an infrastructure error's text, for staff
+	ErrorDetail string        // an infrastructure error's text, for staff
+	Grader      GraderVersion `json:",omitempty"`
 }
 
 // RecordRequest is the final state of a submission to record.

@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -119,3 +120,8 @@ func deceptive(r rune) bool {
 	}
 	return false
 }
+
+var imageRef = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+
+// validImage reports whether s reads as a Docker image reference.
+func validImage(s string) bool { return len(s) <= 255 && imageRef.MatchString(s) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,21 +22,39 @@ import (
 // assignmentConfig is an assignment's configuration as staff write it:
 // contract.Assignment without the fields the service fills in.
 type assignmentConfig struct {
-	Name             string   `json:"name"`
-	Title            string   `json:"title"`
-	Runtimes         []string `json:"runtimes"`
-	TimeLimitSeconds int      `json:"time_limit_seconds"`
-	MemoryMB         int      `json:"memory_mb"`
-	CPUs             float64  `json:"cpus"`
-	ForbiddenModules []string `json:"forbidden_modules"`
-	Compare          string   `json:"compare"`
-	Points           float64  `json:"points"`
-	Mapper           string   `json:"mapper"`
-	Reducer          string   `json:"reducer"`
-	Combiner         string   `json:"combiner"`
-	MainClass        string   `json:"main_class"`
-	WebhookURL       string   `json:"webhook_url"`
-	ShowExpected     bool     `json:"show_expected"`
+	Name             string       `json:"name"`
+	Title            string       `json:"title"`
+	Runtimes         []string     `json:"runtimes"`
+	TimeLimitSeconds int          `json:"time_limit_seconds"`
+	MemoryMB         int          `json:"memory_mb"`
+	CPUs             float64      `json:"cpus"`
+	ForbiddenModules []string     `json:"forbidden_modules"`
+	Compare          string       `json:"compare"`
+	Points           float64      `json:"points"`
+	Mapper           string       `json:"mapper"`
+	Reducer          string       `json:"reducer"`
+	Combiner         string       `json:"combiner"`
+	MainClass        string       `json:"main_class"`
+	WebhookURL       string       `json:"webhook_url"`
+	ShowExpected     bool         `json:"show_expected"`
+	Tests            []testConfig `json:"tests"`
+	DueAt            *time.Time   `json:"due_at"`
+	Image            string       `json:"image"`
+}
+
+// testConfig is one test as staff write it (contract.TestSpec without the
+// files the service resolves).
+type testConfig struct {
+	Name             string                  `json:"name"`
+	Points           float64                 `json:"points"`
+	Visibility       string                  `json:"visibility"`
+	Input            string                  `json:"input"`
+	Dataset          string                  `json:"dataset"`
+	Expected         string                  `json:"expected"`
+	Compare          string                  `json:"compare"`
+	Reducers         int                     `json:"reducers"`
+	Counters         []contract.CounterCheck `json:"counters"`
+	TimeLimitSeconds int                     `json:"time_limit_seconds"`
 }
 
 // DecodeAssignment decodes an assignment's JSON configuration strictly,
@@ -65,7 +84,18 @@ func DecodeAssignment(raw []byte, name string) (contract.Assignment, error) {
 		MemoryMB: c.MemoryMB, CPUs: c.CPUs, ForbiddenModules: c.ForbiddenModules, Compare: c.Compare,
 		Points: c.Points, Mapper: c.Mapper, Reducer: c.Reducer, Combiner: c.Combiner,
 		MainClass: c.MainClass, WebhookURL: c.WebhookURL, ShowExpected: c.ShowExpected,
+		Tests: testSpecs(c.Tests), DueAt: c.DueAt, Image: c.Image,
 	}, nil
+}
+
+func testSpecs(cs []testConfig) []contract.TestSpec {
+	var out []contract.TestSpec
+	for _, c := range cs {
+		out = append(out, contract.TestSpec{Name: c.Name, Points: c.Points, Visibility: c.Visibility,
+			Input: c.Input, Dataset: c.Dataset, Expected: c.Expected, Compare: c.Compare, Reducers: c.Reducers,
+			Counters: c.Counters, TimeLimitSeconds: c.TimeLimitSeconds})
+	}
+	return out
 }
 
 // configError names the field of a JSON decoding error.
@@ -108,9 +138,15 @@ func CheckAssignment(a *contract.Assignment, allowPrivateWebhooks bool) error {
 
 // AssignmentUpload is an assignment's configuration and files.
 type AssignmentUpload struct {
-	Config   contract.Assignment
-	Input    map[string][]byte // input data, by relative path
-	Expected map[string][]byte // expected output, by relative path
+	Config contract.Assignment
+	// The single-test form: input data and expected output, by relative path.
+	Input    map[string][]byte
+	Expected map[string][]byte
+	// The tests form: the assignment's directory, by relative path; each
+	// test's input and expected name directories of it. Large files may
+	// come as Streams instead, opened one at a time and never held in memory.
+	Files   map[string][]byte
+	Streams map[string]func() (io.ReadCloser, error)
 }
 
 // PutAssignment creates or replaces an assignment. Everything is checked
@@ -123,6 +159,12 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 	a := up.Config
 	if err := CheckAssignment(&a, s.opts.AllowPrivateWebhooks); err != nil {
 		return contract.Assignment{}, false, err
+	}
+	if len(a.Tests) > 0 {
+		return s.putTests(ctx, a, up)
+	}
+	if len(up.Files) > 0 || len(up.Streams) > 0 {
+		return contract.Assignment{}, false, invalid("files", "an assignment without tests takes its files as input and expected")
 	}
 	parts := []struct {
 		field  string
@@ -204,4 +246,134 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 	}
 	s.known.add(a.Name, s.now())
 	return stored, isNew, nil
+}
+
+// putTests stores an assignment of the tests form. Every file goes into
+// the store by content (a file that other tests or assignments have is
+// not stored again), datasets are resolved to the blobs they name now,
+// and the configuration naming them all is written last: a grading never
+// sees a test without its files. Blobs are shared, so nothing is removed.
+func (s *Service) putTests(ctx context.Context, a contract.Assignment, up AssignmentUpload) (contract.Assignment, bool, error) {
+	if a.Image != "" && !slices.Contains(s.opts.RuntimeImages, a.Image) {
+		return contract.Assignment{}, false, invalid("image", "%q is not one of the runtime images this service allows (GRADEFLOW_RUNTIME_IMAGES)", a.Image)
+	}
+	if len(up.Input) > 0 || len(up.Expected) > 0 {
+		return contract.Assignment{}, false, invalid("input", "an assignment with tests takes its files as files (the assignment directory), not input and expected")
+	}
+	names := make([]string, 0, len(up.Files)+len(up.Streams))
+	for name := range up.Files {
+		names = append(names, name)
+	}
+	for name := range up.Streams {
+		if _, dup := up.Files[name]; dup {
+			return contract.Assignment{}, false, invalid("files", "%s is given twice", name)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !contract.ValidRelPath(name) {
+			return contract.Assignment{}, false, unsafePath("files", name)
+		}
+	}
+	if err := contract.CheckFileNames(names); err != nil {
+		return contract.Assignment{}, false, &FieldError{Field: "files", Problem: Invalid, Msg: err.Error()}
+	}
+	under := func(dir string) []string {
+		var in []string
+		for _, n := range names {
+			if strings.HasPrefix(n, dir+"/") {
+				in = append(in, n)
+			}
+		}
+		return in
+	}
+	// Check every test's files before storing any.
+	for i, t := range a.Tests {
+		if t.Input != "" && len(under(t.Input)) == 0 {
+			return contract.Assignment{}, false, invalid(fmt.Sprintf("tests[%d].input", i), "no files under %s/", t.Input)
+		}
+		if len(under(t.Expected)) == 0 {
+			return contract.Assignment{}, false, invalid(fmt.Sprintf("tests[%d].expected", i), "no files under %s/", t.Expected)
+		}
+		if t.Dataset != "" {
+			if _, err := s.store.GetDataset(ctx, t.Dataset); errors.Is(err, store.ErrNotFound) {
+				return contract.Assignment{}, false, invalid(fmt.Sprintf("tests[%d].dataset", i), "no dataset named %q (PUT /v1/datasets/%s first)", t.Dataset, t.Dataset)
+			} else if err != nil {
+				return contract.Assignment{}, false, err
+			}
+		}
+	}
+	refs := map[string]contract.FileRef{}
+	for _, name := range names {
+		var ref contract.FileRef
+		var err error
+		if data, ok := up.Files[name]; ok {
+			ref, err = s.store.PutBlob(ctx, name, data)
+		} else {
+			ref, err = s.putStream(ctx, name, up.Streams[name])
+		}
+		if err != nil {
+			return contract.Assignment{}, false, err
+		}
+		refs[name] = ref
+	}
+	files := func(dir string) []contract.FileRef {
+		var out []contract.FileRef
+		for _, n := range under(dir) {
+			r := refs[n]
+			r.Name = strings.TrimPrefix(n, dir+"/")
+			out = append(out, r)
+		}
+		return out
+	}
+	for i := range a.Tests {
+		t := &a.Tests[i]
+		t.ExpectedFiles = files(t.Expected)
+		if t.Dataset != "" {
+			d, err := s.store.GetDataset(ctx, t.Dataset)
+			if err != nil {
+				return contract.Assignment{}, false, err
+			}
+			t.InputFiles = []contract.FileRef{{Name: d.Name, Blob: d.Blob, SHA256: d.SHA256, Size: d.Size}}
+		} else {
+			t.InputFiles = files(t.Input)
+		}
+	}
+	_, err := s.store.Assignment(ctx, a.Name)
+	isNew := errors.Is(err, store.ErrNotFound)
+	if err != nil && !isNew {
+		return contract.Assignment{}, false, err
+	}
+	if err := s.store.PutAssignment(ctx, a); err != nil {
+		return contract.Assignment{}, false, err
+	}
+	stored, err := s.store.Assignment(ctx, a.Name)
+	if err != nil {
+		return contract.Assignment{}, false, err
+	}
+	s.known.add(a.Name, s.now())
+	return stored, isNew, nil
+}
+
+func (s *Service) putStream(ctx context.Context, name string, open func() (io.ReadCloser, error)) (contract.FileRef, error) {
+	r, err := open()
+	if err != nil {
+		return contract.FileRef{}, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer r.Close()
+	return s.store.PutBlobFrom(ctx, name, r, s.opts.MaxDataset, nil)
+}
+
+// PutDataset stores a named dataset from r, streaming: it is hashed while
+// it is stored, never held in memory, and stored once whatever its name.
+func (s *Service) PutDataset(ctx context.Context, name string, r io.Reader) (store.Dataset, error) {
+	if !contract.ValidName(name) {
+		return store.Dataset{}, invalid("name", "must be 1-64 characters of a-z, 0-9, '-' or '_'")
+	}
+	ref, err := s.store.PutBlobFrom(ctx, name, r, s.opts.MaxDataset, nil)
+	if err != nil {
+		return store.Dataset{}, err
+	}
+	return s.store.PutDataset(ctx, name, ref)
 }

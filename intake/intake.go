@@ -84,7 +84,11 @@ type Options struct {
 	// AllowPrivateWebhooks lets assignments name webhook receivers on
 	// loopback, link-local and private addresses (see webhook.CheckURL).
 	AllowPrivateWebhooks bool
-	Log                  *zap.Logger // nil: no logging
+	// RuntimeImages are the images an assignment may name besides the default.
+	RuntimeImages []string
+	// MaxDataset bounds the bytes of one streamed file (a dataset).
+	MaxDataset int64
+	Log        *zap.Logger // nil: no logging
 }
 
 // Service is the intake. It is safe for concurrent use.
@@ -100,6 +104,9 @@ type Service struct {
 func New(st *store.Store, tc client.Client, opts Options) *Service {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
+	}
+	if opts.MaxDataset <= 0 {
+		opts.MaxDataset = 4 << 30
 	}
 	if opts.MaxSubmission <= 0 {
 		opts.MaxSubmission = 16 << 20

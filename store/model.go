@@ -16,6 +16,20 @@ type TestResult struct {
 	Matched  int     `bson:"matched_lines" json:"matched_lines"`
 	Got      int     `bson:"got_lines" json:"got_lines"`
 	Diff     string  `bson:"diff,omitempty" json:"diff,omitempty"`
+	// Multi-test runs.
+	Status     string           `bson:"status,omitempty" json:"status,omitempty"`
+	Visibility string           `bson:"visibility,omitempty" json:"visibility,omitempty"`
+	Seconds    float64          `bson:"seconds,omitempty" json:"seconds,omitempty"`
+	Counters   map[string]int64 `bson:"counters,omitempty" json:"counters,omitempty"`
+	Feedback   string           `bson:"feedback,omitempty" json:"feedback,omitempty"`
+	LogTail    string           `bson:"log_tail,omitempty" json:"log_tail,omitempty"`
+}
+
+// Grader is what graded a submission (contract.GraderVersion).
+type Grader struct {
+	AssignmentRevision int64  `bson:"assignment_revision" json:"assignment_revision"`
+	Image              string `bson:"image" json:"image"`
+	ImageID            string `bson:"image_id,omitempty" json:"image_id,omitempty"`
 }
 
 // Times records when a submission reached each stage. The first time wins,
@@ -49,6 +63,11 @@ type Submission struct {
 	UpdatedAt   time.Time        `bson:"updated_at" json:"updated_at"`
 	ErrorDetail string           `bson:"error_detail,omitempty" json:"error_detail,omitempty"`
 	RegradeOf   string           `bson:"regrade_of,omitempty" json:"regrade_of,omitempty"` // the submission this one regrades
+	// LiveTests are the results of the tests that have finished while the
+	// job still runs, by test name; Tests replaces them once it is recorded.
+	LiveTests map[string]TestResult `bson:"live_tests,omitempty" json:"-"`
+	Grader    *Grader               `bson:"grader,omitempty" json:"grader,omitempty"`
+	Lane      string                `bson:"lane,omitempty" json:"lane,omitempty"`
 	// Uploading is set while the request that created the submission stores
 	// its files; only that request starts the workflow, once they are all in.
 	Uploading bool `bson:"uploading,omitempty" json:"-"`
@@ -81,34 +100,112 @@ func testResults(ts []contract.TestResult) []TestResult {
 	}
 	out := make([]TestResult, len(ts))
 	for i, t := range ts {
-		out[i] = TestResult{
-			Name: t.Name, Passed: t.Passed, Score: t.Score, MaxScore: t.MaxScore,
-			Expected: t.Expected, Matched: t.Matched, Got: t.Got, Diff: t.Diff,
+		out[i] = testResultDoc(t)
+	}
+	return out
+}
+
+func testResultDoc(t contract.TestResult) TestResult {
+	return TestResult{
+		Name: t.Name, Passed: t.Passed, Score: t.Score, MaxScore: t.MaxScore,
+		Expected: t.Expected, Matched: t.Matched, Got: t.Got, Diff: t.Diff,
+		Status: t.Status, Visibility: t.Visibility, Seconds: t.Seconds, Counters: t.Counters,
+		Feedback: t.Feedback, LogTail: t.LogTail,
+	}
+}
+
+// testDoc is an assignment's test in its document.
+type testDoc struct {
+	Name             string       `bson:"name"`
+	Points           float64      `bson:"points"`
+	Visibility       string       `bson:"visibility"`
+	Input            string       `bson:"input,omitempty"`
+	Dataset          string       `bson:"dataset,omitempty"`
+	Expected         string       `bson:"expected,omitempty"`
+	Compare          string       `bson:"compare,omitempty"`
+	Reducers         int          `bson:"reducers,omitempty"`
+	Counters         []counterDoc `bson:"counters,omitempty"`
+	TimeLimitSeconds int          `bson:"time_limit_seconds,omitempty"`
+	InputFiles       []fileDoc    `bson:"input_files"`
+	ExpectedFiles    []fileDoc    `bson:"expected_files"`
+}
+
+type counterDoc struct {
+	Counter string `bson:"counter"`
+	Op      string `bson:"op"`
+	Value   int64  `bson:"value"`
+}
+
+type fileDoc struct {
+	Name   string `bson:"name"`
+	Blob   string `bson:"blob"`
+	SHA256 string `bson:"sha256,omitempty"`
+	Size   int64  `bson:"size"`
+}
+
+func testsToDoc(ts []contract.TestSpec) []testDoc {
+	var out []testDoc
+	for _, t := range ts {
+		d := testDoc{Name: t.Name, Points: t.Points, Visibility: t.Visibility, Input: t.Input, Dataset: t.Dataset,
+			Expected: t.Expected, Compare: t.Compare, Reducers: t.Reducers, TimeLimitSeconds: t.TimeLimitSeconds,
+			InputFiles: filesToDoc(t.InputFiles), ExpectedFiles: filesToDoc(t.ExpectedFiles)}
+		for _, c := range t.Counters {
+			d.Counters = append(d.Counters, counterDoc(c))
 		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (d testDoc) spec() contract.TestSpec {
+	t := contract.TestSpec{Name: d.Name, Points: d.Points, Visibility: d.Visibility, Input: d.Input, Dataset: d.Dataset,
+		Expected: d.Expected, Compare: d.Compare, Reducers: d.Reducers, TimeLimitSeconds: d.TimeLimitSeconds,
+		InputFiles: docToFiles(d.InputFiles), ExpectedFiles: docToFiles(d.ExpectedFiles)}
+	for _, c := range d.Counters {
+		t.Counters = append(t.Counters, contract.CounterCheck(c))
+	}
+	return t
+}
+
+func filesToDoc(fs []contract.FileRef) []fileDoc {
+	out := make([]fileDoc, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, fileDoc(f))
+	}
+	return out
+}
+
+func docToFiles(ds []fileDoc) []contract.FileRef {
+	out := make([]contract.FileRef, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, contract.FileRef(d))
 	}
 	return out
 }
 
 // assignmentDoc is an assignment's document in the assignments collection.
 type assignmentDoc struct {
-	Name             string    `bson:"_id"`
-	Title            string    `bson:"title"`
-	Runtimes         []string  `bson:"runtimes"`
-	TimeLimitSeconds int       `bson:"time_limit_seconds"`
-	MemoryMB         int       `bson:"memory_mb"`
-	CPUs             float64   `bson:"cpus"`
-	ForbiddenModules []string  `bson:"forbidden_modules"`
-	Compare          string    `bson:"compare"`
-	Points           float64   `bson:"points"`
-	Mapper           string    `bson:"mapper"`
-	Reducer          string    `bson:"reducer"`
-	Combiner         string    `bson:"combiner,omitempty"`
-	MainClass        string    `bson:"main_class"`
-	WebhookURL       string    `bson:"webhook_url,omitempty"`
-	ShowExpected     bool      `bson:"show_expected,omitempty"`
-	InputFiles       []string  `bson:"input_files"`
-	ExpectedFiles    []string  `bson:"expected_files"`
-	UpdatedAt        time.Time `bson:"updated_at"`
+	Name             string     `bson:"_id"`
+	Title            string     `bson:"title"`
+	Runtimes         []string   `bson:"runtimes"`
+	TimeLimitSeconds int        `bson:"time_limit_seconds"`
+	MemoryMB         int        `bson:"memory_mb"`
+	CPUs             float64    `bson:"cpus"`
+	ForbiddenModules []string   `bson:"forbidden_modules"`
+	Compare          string     `bson:"compare"`
+	Points           float64    `bson:"points"`
+	Mapper           string     `bson:"mapper"`
+	Reducer          string     `bson:"reducer"`
+	Combiner         string     `bson:"combiner,omitempty"`
+	MainClass        string     `bson:"main_class"`
+	WebhookURL       string     `bson:"webhook_url,omitempty"`
+	ShowExpected     bool       `bson:"show_expected,omitempty"`
+	InputFiles       []string   `bson:"input_files"`
+	ExpectedFiles    []string   `bson:"expected_files"`
+	Tests            []testDoc  `bson:"tests,omitempty"`
+	DueAt            *time.Time `bson:"due_at,omitempty"`
+	Image            string     `bson:"image,omitempty"`
+	UpdatedAt        time.Time  `bson:"updated_at"`
 }
 
 func assignmentToDoc(a contract.Assignment) assignmentDoc {
@@ -117,6 +214,7 @@ func assignmentToDoc(a contract.Assignment) assignmentDoc {
 		MemoryMB: a.MemoryMB, CPUs: a.CPUs, ForbiddenModules: a.ForbiddenModules, Compare: a.Compare,
 		Points: a.Points, Mapper: a.Mapper, Reducer: a.Reducer, Combiner: a.Combiner, MainClass: a.MainClass,
 		WebhookURL: a.WebhookURL, ShowExpected: a.ShowExpected, InputFiles: a.InputFiles, ExpectedFiles: a.ExpectedFiles, UpdatedAt: a.UpdatedAt,
+		Tests: testsToDoc(a.Tests), DueAt: a.DueAt, Image: a.Image,
 	}
 }
 
@@ -126,5 +224,14 @@ func (d assignmentDoc) assignment() contract.Assignment {
 		MemoryMB: d.MemoryMB, CPUs: d.CPUs, ForbiddenModules: d.ForbiddenModules, Compare: d.Compare,
 		Points: d.Points, Mapper: d.Mapper, Reducer: d.Reducer, Combiner: d.Combiner, MainClass: d.MainClass,
 		WebhookURL: d.WebhookURL, ShowExpected: d.ShowExpected, InputFiles: d.InputFiles, ExpectedFiles: d.ExpectedFiles, UpdatedAt: d.UpdatedAt,
+		DueAt: d.DueAt, Image: d.Image, Tests: specs(d.Tests),
 	}
+}
+
+func specs(ds []testDoc) []contract.TestSpec {
+	var out []contract.TestSpec
+	for _, d := range ds {
+		out = append(out, d.spec())
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -26,9 +27,11 @@ func TestTestResults(t *testing.T) {
 	if testResults(nil) != nil {
 		t.Error("no tests became some")
 	}
-	got := testResults([]contract.TestResult{{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d"}})
-	want := TestResult{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d"}
-	if len(got) != 1 || got[0] != want {
+	got := testResults([]contract.TestResult{{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d",
+		Status: "passed", Visibility: "hidden", Seconds: 1.5, Counters: map[string]int64{"COMBINE_INPUT_RECORDS": 7}, Feedback: "f", LogTail: "l"}})
+	want := TestResult{Name: "output", Passed: true, Score: 1, MaxScore: 2, Expected: 3, Matched: 4, Got: 5, Diff: "d",
+		Status: "passed", Visibility: "hidden", Seconds: 1.5, Counters: map[string]int64{"COMBINE_INPUT_RECORDS": 7}, Feedback: "f", LogTail: "l"}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("testResults = %+v", got)
 	}
 }

@@ -152,8 +152,12 @@ func (s *Store) Record(ctx context.Context, id string, owner Submission, f contr
 		{Key: "error_detail", Value: f.ErrorDetail},
 		{Key: "updated_at", Value: at},
 	}
+	if f.Grader != (contract.GraderVersion{}) {
+		set = append(set, bson.E{Key: "grader", Value: Grader(f.Grader)})
+	}
 	update := bson.D{
 		{Key: "$set", Value: set},
+		{Key: "$unset", Value: bson.D{{Key: "live_tests", Value: ""}}},
 		{Key: "$min", Value: bson.D{{Key: "times.completed", Value: at}}},
 		{Key: "$setOnInsert", Value: bson.D{
 			{Key: "assignment", Value: owner.Assignment},
@@ -197,4 +201,19 @@ func submissionFileNames(sub Submission) []string {
 		names = append(names, SubmissionFile(sub.ID, f))
 	}
 	return names
+}
+
+// MarkTest records the result of one test of a submission whose job still
+// runs. Writing it again writes the same; a recorded submission is left
+// alone.
+func (s *Store) MarkTest(ctx context.Context, id string, t contract.TestResult) error {
+	if !contract.ValidName(t.Name) {
+		return fmt.Errorf("mark test %q of %s: invalid test name", t.Name, id)
+	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "stage", Value: bson.D{{Key: "$ne", Value: contract.StageDone}}}}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "live_tests." + t.Name, Value: testResultDoc(t)}}}}
+	if _, err := s.submissions.UpdateOne(ctx, filter, update); err != nil {
+		return fmt.Errorf("mark test %s of %s: %w", t.Name, id, err)
+	}
+	return nil
 }

@@ -72,12 +72,14 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 	g.maxScore = plan.Config.Points
 
 	g.advance(ctx, contract.StageQueued)
-	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
+	// The tests' limits together (one limit in the single-test form), and
+	// a JVM start per test.
+	limit := plan.Config.TotalTimeLimit()
 	var exec contract.Execution
 	err = workflow.ExecuteActivity(step{
 		activity:     contract.ActivityExecute,
 		summary:      fmt.Sprintf("execute: %s job, limit %s", plan.Runtime, limit),
-		startToClose: limit + 2*time.Minute,
+		startToClose: limit + 2*time.Minute + time.Duration(len(plan.Config.Tests))*5*time.Second,
 		heartbeat:    in.HeartbeatTimeout,
 		attempts:     in.ExecuteAttempts,
 	}.options(ctx), contract.ActivityExecute, plan).Get(ctx, &exec)

@@ -7,18 +7,23 @@ type capBuffer struct {
 	max       int64
 	buf       []byte
 	truncated bool
+	tee       interface{ Write([]byte) (int, error) } // gets what is kept
 }
 
 func (b *capBuffer) Write(p []byte) (int, error) {
 	room := b.max - int64(len(b.buf))
+	kept := p
 	switch {
 	case room <= 0:
 		b.truncated = b.truncated || len(p) > 0
+		kept = nil
 	case int64(len(p)) > room:
-		b.buf = append(b.buf, p[:room]...)
+		kept = p[:room]
 		b.truncated = true
-	default:
-		b.buf = append(b.buf, p...)
+	}
+	b.buf = append(b.buf, kept...)
+	if b.tee != nil && len(kept) > 0 {
+		_, _ = b.tee.Write(kept)
 	}
 	return len(p), nil
 }

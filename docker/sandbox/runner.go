@@ -74,8 +74,12 @@ type Spec struct {
 	PidsLimit    int64
 	ScratchBytes int64 // size of the /scratch tmpfs; it counts against MemoryBytes
 	StdoutCap    int64 // bytes of stdout kept; the rest is discarded and Truncated set
-	StderrCap    int64 // bytes of stderr kept, half from the start and half from the end
-	TimeLimit    time.Duration
+	// StdoutTee, if set, also gets every byte of stdout that is kept, as
+	// it arrives (the execute step reads each test's results from it while
+	// the job still runs). Its writes must not block for long.
+	StdoutTee io.Writer
+	StderrCap int64 // bytes of stderr kept, half from the start and half from the end
+	TimeLimit time.Duration
 	// Tick, if set, is called about every TickEvery while the container runs
 	// (the execute activity heartbeats from it).
 	Tick      func(elapsed time.Duration)
@@ -131,6 +135,15 @@ func (r *Runner) ImageExists(ctx context.Context, image string) (bool, error) {
 	return true, nil
 }
 
+// ImageID returns the content ID (sha256 digest) of a local image.
+func (r *Runner) ImageID(ctx context.Context, image string) (string, error) {
+	info, err := r.cli.ImageInspect(ctx, image)
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", image, err)
+	}
+	return info.ID, nil
+}
+
 // Run creates, starts and waits for a container, then removes it. It kills
 // the container when ctx is canceled or TimeLimit passes; in the first case
 // it returns ctx's error, in the second a Result with TimedOut set. The
@@ -149,7 +162,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, fmt.Errorf("attach container: %w", err)
 	}
 	defer hijack.Close()
-	stdout := &capBuffer{max: spec.StdoutCap}
+	stdout := &capBuffer{max: spec.StdoutCap, tee: spec.StdoutTee}
 	stderr := newHeadTail(spec.StderrCap)
 	copied := make(chan struct{})
 	go func() {

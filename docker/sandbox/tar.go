@@ -38,57 +38,79 @@ const tarBlock = 512
 // octal sizes. Memory use is a few small headers per entry whatever the tar
 // claims, since file contents are sub-slices of data.
 func ParseTar(data []byte, lim TarLimits) ([]TarFile, error) {
+	files, _, err := parseTar(data, lim, false)
+	return files, err
+}
+
+// ParseTarStream reads archives that follow each other in data (the
+// runner writes one per test as it ends), as ParseTar reads one, and
+// stops without error at an entry that is not complete yet: it returns the
+// complete entries and the offset just past the last of them. Limits
+// count over all archives.
+func ParseTarStream(data []byte, lim TarLimits) (files []TarFile, done int, err error) {
+	return parseTar(data, lim, true)
+}
+
+func parseTar(data []byte, lim TarLimits, stream bool) ([]TarFile, int, error) {
 	var files []TarFile
+	done := 0
 	var total int64
 	entries := 0
 	zero := make([]byte, tarBlock)
 	for off := 0; ; {
 		if len(data)-off < tarBlock {
-			if len(data) == off {
-				return files, nil // no end marker: tolerated (a truncated stream is caught by the stdout cap)
+			if len(data) == off || stream {
+				return files, done, nil // no end marker: tolerated (a truncated stream is caught by the stdout cap)
 			}
-			return nil, fmt.Errorf("%w: truncated header at byte %d", ErrUnsafeTar, off)
+			return nil, 0, fmt.Errorf("%w: truncated header at byte %d", ErrUnsafeTar, off)
 		}
 		hdr := data[off : off+tarBlock]
 		off += tarBlock
 		if bytes.Equal(hdr, zero) {
-			return files, nil // end of archive
+			if stream {
+				done = off // between archives
+				continue
+			}
+			return files, done, nil // end of archive
 		}
 		entries++
 		if entries > lim.MaxEntries {
-			return nil, fmt.Errorf("%w: more than %d entries", ErrUnsafeTar, lim.MaxEntries)
+			return nil, 0, fmt.Errorf("%w: more than %d entries", ErrUnsafeTar, lim.MaxEntries)
 		}
 		if err := tarChecksum(hdr); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		size, err := tarOctal(hdr[124:136])
 		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d: size: %v", ErrUnsafeTar, entries, err)
+			return nil, 0, fmt.Errorf("%w: entry %d: size: %v", ErrUnsafeTar, entries, err)
 		}
 		switch flag := hdr[156]; flag {
 		case '0', 0:
 		case '5':
 			if size != 0 {
-				return nil, fmt.Errorf("%w: entry %d: directory with data", ErrUnsafeTar, entries)
+				return nil, 0, fmt.Errorf("%w: entry %d: directory with data", ErrUnsafeTar, entries)
 			}
 			continue
 		case 'S', 'x', 'g', 'L', 'K':
-			return nil, fmt.Errorf("%w: entry %d: extension header %q (sparse, PAX or GNU long name) not accepted", ErrUnsafeTar, entries, flag)
+			return nil, 0, fmt.Errorf("%w: entry %d: extension header %q (sparse, PAX or GNU long name) not accepted", ErrUnsafeTar, entries, flag)
 		default:
-			return nil, fmt.Errorf("%w: entry %d: type %q is not a regular file", ErrUnsafeTar, entries, flag)
+			return nil, 0, fmt.Errorf("%w: entry %d: type %q is not a regular file", ErrUnsafeTar, entries, flag)
 		}
 		name, err := tarName(hdr)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if size > lim.MaxEntryBytes {
-			return nil, fmt.Errorf("%w: %s: %d bytes, over the limit of %d per file", ErrUnsafeTar, name, size, lim.MaxEntryBytes)
+			return nil, 0, fmt.Errorf("%w: %s: %d bytes, over the limit of %d per file", ErrUnsafeTar, name, size, lim.MaxEntryBytes)
 		}
 		if total+size > lim.MaxTotalBytes {
-			return nil, fmt.Errorf("%w: more than %d bytes of files", ErrUnsafeTar, lim.MaxTotalBytes)
+			return nil, 0, fmt.Errorf("%w: more than %d bytes of files", ErrUnsafeTar, lim.MaxTotalBytes)
 		}
 		if int64(len(data)-off) < size {
-			return nil, fmt.Errorf("%w: %s: claims %d bytes, %d left", ErrUnsafeTar, name, size, len(data)-off)
+			if stream {
+				return files, done, nil // the rest has not arrived yet
+			}
+			return nil, 0, fmt.Errorf("%w: %s: claims %d bytes, %d left", ErrUnsafeTar, name, size, len(data)-off)
 		}
 		total += size
 		files = append(files, TarFile{Name: name, Data: data[off : off+int(size) : off+int(size)]})
@@ -97,6 +119,7 @@ func ParseTar(data []byte, lim TarLimits) ([]TarFile, error) {
 		if off > len(data) {
 			off = len(data)
 		}
+		done = off
 	}
 }
 
