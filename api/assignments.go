@@ -13,8 +13,10 @@ import (
 )
 
 // putAssignment creates or replaces an assignment from a multipart upload:
-// a config part and one or more input and expected files. Everything is
-// checked before anything is written.
+// a config part and, in the single-test form, input and expected files,
+// or, in the tests form, the files of the assignment's directory that its
+// tests name (each part named by its relative path). Larger inputs go in
+// as datasets. Everything is checked before anything is written.
 func (s *server) putAssignment(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := mux.Vars(r)["name"]
@@ -24,7 +26,7 @@ func (s *server) putAssignment(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := readForm(w, r, formSpec{
 		fields:   []string{"config"},
-		files:    []string{"input", "expected"},
+		files:    []string{"input", "expected", "files"},
 		maxBytes: s.cfg.MaxAssignment,
 		maxField: map[string]int64{"config": 64 << 10},
 	})
@@ -43,7 +45,7 @@ func (s *server) putAssignment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stored, created, err := s.intake.PutAssignment(ctx, intake.AssignmentUpload{
-		Config: a, Input: f.files["input"], Expected: f.files["expected"],
+		Config: a, Input: f.files["input"], Expected: f.files["expected"], Files: f.files["files"],
 	})
 	if err != nil {
 		s.fail(w, r, err)

@@ -47,6 +47,8 @@ type Config struct {
 	RateBurst         int      // submissions a student may make at once
 	WebhookSecret     string   // signs webhook test deliveries
 	WebhookPrivate    bool     // webhook URLs may point at private addresses
+	RuntimeImages     []string // runtime images assignments may name besides the default
+	MaxDataset        int64    // bytes of one dataset upload (streamed)
 	RequestTimeout    time.Duration
 	AssignmentTimeout time.Duration // for assignment uploads, which can be large
 	ShutdownTimeout   time.Duration
@@ -101,6 +103,8 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Secret(&staff, "GRADEFLOW_STAFF_TOKENS")
 	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
 	l.WebhookAllowPrivate(&cfg.WebhookPrivate)
+	l.RuntimeImages(&cfg.RuntimeImages)
+	l.Int64(&cfg.MaxDataset, "max-dataset", "GRADEFLOW_MAX_DATASET", 4<<30, "bytes of one dataset upload (streamed, never held in memory)")
 	l.Int64(&cfg.MaxUpload, "max-upload", "GRADEFLOW_MAX_UPLOAD", 16<<20, "bytes of one submission")
 	l.Int64(&cfg.MaxAssignment, "max-assignment", "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD", 64<<20, "bytes of one assignment upload")
 	l.Float(&cfg.RatePerMinute, "rate-per-minute", "GRADEFLOW_RATE_PER_MINUTE", 30, "submissions per student per minute, 0 for no limit")
@@ -124,6 +128,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	}
 	l.Check(cfg.MaxUpload > 0, "GRADEFLOW_MAX_UPLOAD: must be positive")
 	l.Check(cfg.MaxAssignment > 0, "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD: must be positive")
+	l.Check(cfg.MaxDataset > 0, "GRADEFLOW_MAX_DATASET: must be positive")
 	l.Check(cfg.RatePerMinute >= 0, "GRADEFLOW_RATE_PER_MINUTE: must not be negative")
 	l.Check(cfg.RateBurst >= 0, "GRADEFLOW_RATE_BURST: must not be negative")
 	l.Check(cfg.RatePerMinute == 0 || cfg.RateBurst > 0, "GRADEFLOW_RATE_BURST: must be at least 1 when the rate limit is on")

@@ -25,6 +25,7 @@ type requestInfo struct {
 	id    string
 	route string // the matched route template, or "unmatched"
 	err   error  // a server-side error, logged with the request
+	role  role   // the bearer token's role, once authorized
 }
 
 type requestInfoKey struct{}
@@ -227,10 +228,14 @@ func (s *server) authorize(need access, next http.Handler) http.Handler {
 		case need == accessStaff && got != roleStaff:
 			s.fail(w, r, errorf(http.StatusForbidden, codeForbidden, "this endpoint needs a staff token"))
 		default:
+			requestInfoOf(r.Context()).role = got
 			next.ServeHTTP(w, r)
 		}
 	})
 }
+
+// isStaff reports whether the request came with a staff token.
+func isStaff(ctx context.Context) bool { return requestInfoOf(ctx).role == roleStaff }
 
 // metrics are the API's Prometheus metrics, on a registry of their own.
 type metrics struct {

@@ -51,6 +51,7 @@ func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Clien
 		webhooks: webhook.NewClient(cfg.WebhookSecret, 10*time.Second, cfg.WebhookPrivate),
 		intake: intake.New(st, tc, intake.Options{
 			MaxSubmission: cfg.MaxUpload, AllowPrivateWebhooks: cfg.WebhookPrivate, Log: log,
+			RuntimeImages: cfg.RuntimeImages, MaxDataset: cfg.MaxDataset,
 		}),
 		now: time.Now,
 	}
@@ -87,6 +88,7 @@ func (s *server) routes() []route {
 		{method: http.MethodPost, path: "/v1/submissions", access: accessPortal, handler: s.createSubmission},
 		{method: http.MethodGet, path: "/v1/submissions", access: accessPortal, handler: s.listSubmissions},
 		{method: http.MethodGet, path: "/v1/submissions/{id}", access: accessPortal, handler: s.getSubmission},
+		{method: http.MethodGet, path: "/v1/submissions/{id}/results.json", access: accessPortal, handler: s.resultsJSON},
 		{method: http.MethodPost, path: "/v1/submissions/{id}/cancel", access: accessPortal, handler: s.cancelSubmission},
 		{method: http.MethodPost, path: "/v1/submissions/{id}/regrade", access: accessStaff, handler: s.regradeSubmission},
 		{method: http.MethodGet, path: "/v1/queue", access: accessPortal, handler: s.getQueue},
@@ -96,6 +98,12 @@ func (s *server) routes() []route {
 		{method: http.MethodPut, path: "/v1/assignments/{name}", access: accessStaff,
 			timeout: s.cfg.AssignmentTimeout, handler: s.putAssignment},
 		{method: http.MethodPost, path: "/v1/assignments/{name}/webhook-test", access: accessStaff, handler: s.testWebhook},
+		{method: http.MethodPost, path: "/v1/assignments/{name}/regrade", access: accessStaff,
+			timeout: s.cfg.AssignmentTimeout, handler: s.regradeAll},
+		{method: http.MethodGet, path: "/v1/regrades/{id}", access: accessStaff, handler: s.getRegrade},
+		{method: http.MethodPut, path: "/v1/datasets/{name}", access: accessStaff,
+			timeout: s.cfg.AssignmentTimeout, handler: s.putDataset},
+		{method: http.MethodGet, path: "/v1/datasets/{name}", access: accessStaff, handler: s.getDataset},
 	}
 }
 

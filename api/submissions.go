@@ -184,6 +184,10 @@ func (s *server) limit(ctx context.Context, w http.ResponseWriter, student strin
 
 // view adds the queue position and ETA to a submission that waits.
 func (s *server) view(ctx context.Context, sub store.Submission) (submissionView, error) {
+	sub, err := s.shown(ctx, sub)
+	if err != nil {
+		return submissionView{}, err
+	}
 	v := submissionView{Submission: sub, StatusURL: statusURL(sub.ID)}
 	switch sub.Stage {
 	case contract.StageSubmitted, contract.StageSanity, contract.StageQueued:
@@ -292,6 +296,12 @@ func (s *server) listSubmissions(w http.ResponseWriter, r *http.Request) {
 			c.Submitted = last.Times.Submitted.UnixMilli()
 		}
 		page.NextCursor = encodeCursor(c)
+	}
+	if !isStaff(r.Context()) {
+		if err := s.forStudents(r.Context(), page.Submissions); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }

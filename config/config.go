@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +24,7 @@ type Loader struct {
 	fs     *flag.FlagSet
 	lookup func(string) (string, bool)
 	errs   []error
+	after  []func() // run by Parse, for settings derived from parsed ones
 }
 
 // New returns a loader for program that reads variables through lookup
@@ -126,6 +128,9 @@ func (l *Loader) Parse(args []string) ([]string, error) {
 	if err := l.fs.Parse(args); err != nil {
 		return nil, err
 	}
+	for _, f := range l.after {
+		f()
+	}
 	return l.fs.Args(), l.Err()
 }
 
@@ -180,4 +185,20 @@ func Logger(level string) (*zap.Logger, error) {
 		return nil, fmt.Errorf("build logger: %w", err)
 	}
 	return l, nil
+}
+
+// RuntimeImages binds GRADEFLOW_RUNTIME_IMAGES: the runtime images, besides
+// the default, that assignments may name (comma-separated). The API
+// refuses an assignment naming another; execute workers refuse to run one.
+func (l *Loader) RuntimeImages(p *[]string) {
+	var raw string
+	l.String(&raw, "runtime-images", "GRADEFLOW_RUNTIME_IMAGES", "", "runtime images assignments may name besides the default, comma-separated")
+	l.after = append(l.after, func() {
+		*p = nil
+		for _, im := range strings.Split(raw, ",") {
+			if im = strings.TrimSpace(im); im != "" {
+				*p = append(*p, im)
+			}
+		}
+	})
 }

@@ -120,6 +120,7 @@ type Submission struct {
 	Assignment string
 	Student    string
 	Files      map[string][]byte // relative path → content
+	Lane       string            // contract.LaneLive (empty) or contract.LaneRegrade
 }
 
 // Submitted is an accepted submission.
@@ -197,6 +198,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 	sort.Strings(names)
 	doc := store.Submission{
 		ID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Files: names, WorkflowID: contract.WorkflowID(sub.ID),
+		Lane: sub.Lane,
 	}
 	// A second try follows only the removal of an abandoned upload.
 	for range 2 {
@@ -237,7 +239,7 @@ func (s *Service) upload(ctx context.Context, sub Submission) (Submitted, error)
 		undo()
 		return Submitted{}, err
 	}
-	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student})
+	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Lane: sub.Lane})
 	if err != nil {
 		undo()
 		return Submitted{}, err
@@ -277,7 +279,7 @@ func (s *Service) Resume(ctx context.Context, sub Submission) (got Submitted, fo
 		}
 		return Submitted{}, false, nil
 	}
-	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student})
+	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student, Lane: existing.Lane})
 	if err != nil {
 		return Submitted{}, true, err
 	}
@@ -305,6 +307,11 @@ func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
 	if err != nil {
 		return Submitted{}, err
 	}
+	return s.regrade(ctx, old, contract.LaneLive)
+}
+
+// regrade grades old's files again in lane.
+func (s *Service) regrade(ctx context.Context, old store.Submission, lane string) (Submitted, error) {
 	if _, err := s.store.Assignment(ctx, old.Assignment); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("assignment %q no longer exists: %w", old.Assignment, ErrUnknownAssignment)
@@ -329,7 +336,7 @@ func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
 		if !contract.ValidID(rid) {
 			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
 		}
-		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files})
+		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files, Lane: lane})
 		if errors.Is(err, ErrBusy) {
 			n++
 			continue

@@ -31,12 +31,15 @@ type Config struct {
 	Timeout  time.Duration // how long -wait and examples wait for grades
 	// WebhookPrivate lets assignments name webhook receivers on private addresses.
 	WebhookPrivate bool
+	RuntimeImages  []string // runtime images assignments may name besides the default
 }
 
 const usage = `usage:
   starter [flags] assignment DIR
   starter [flags] submit -assignment A -student S [-id ID] [-wait] DIR
   starter [flags] regrade ID
+  starter [flags] regrade-all -assignment A [-all] [-wait]
+  starter [flags] dataset NAME FILE
   starter [flags] status ID
   starter [flags] examples [-expect FILE] [-student S] DIR
 flags:`
@@ -83,6 +86,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, []st
 	l.Mongo(&cfg.Mongo)
 	l.Duration(&cfg.Timeout, "timeout", "GRADEFLOW_STARTER_TIMEOUT", 10*time.Minute, "give up waiting for grades after this long")
 	l.WebhookAllowPrivate(&cfg.WebhookPrivate)
+	l.RuntimeImages(&cfg.RuntimeImages)
 	rest, err := l.Parse(args)
 	if err != nil {
 		return Config{}, nil, err

@@ -34,7 +34,7 @@ func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error 
 		return err
 	}
 	defer tc.Close()
-	s := &starter{store: st, intake: intake.New(st, tc, intake.Options{AllowPrivateWebhooks: cfg.WebhookPrivate, Log: log}), out: os.Stdout, timeout: cfg.Timeout}
+	s := &starter{store: st, intake: intake.New(st, tc, intake.Options{AllowPrivateWebhooks: cfg.WebhookPrivate, RuntimeImages: cfg.RuntimeImages, Log: log}), out: os.Stdout, timeout: cfg.Timeout}
 
 	cmd, rest := args[0], args[1:]
 	switch cmd {

@@ -235,3 +235,48 @@ func specs(ds []testDoc) []contract.TestSpec {
 	}
 	return out
 }
+
+// ForStudents is the submission as students may see it at now: a test
+// that is hidden, or after_due before the assignment's due date, shows
+// only its name, score, status and visibility; no test shows its job log.
+func (s Submission) ForStudents(dueAt *time.Time, now time.Time) Submission {
+	redact := func(ts []TestResult) []TestResult {
+		if ts == nil {
+			return nil
+		}
+		out := make([]TestResult, len(ts))
+		for i, t := range ts {
+			t.LogTail = ""
+			if !(contract.TestSpec{Visibility: t.Visibility}).Released(dueAt, now) {
+				t = TestResult{Name: t.Name, Passed: t.Passed, Score: t.Score, MaxScore: t.MaxScore, Status: t.Status, Visibility: t.Visibility}
+			}
+			out[i] = t
+		}
+		return out
+	}
+	s.Tests = redact(s.Tests)
+	if s.LiveTests != nil {
+		live := map[string]TestResult{}
+		for k, t := range s.LiveTests {
+			live[k] = redact([]TestResult{t})[0]
+		}
+		s.LiveTests = live
+	}
+	return s
+}
+
+// HasWithheld reports whether any test's detail may be withheld from
+// students (hidden or after_due), so that its assignment's due date matters.
+func (s Submission) HasWithheld() bool {
+	for _, t := range s.Tests {
+		if t.Visibility == contract.VisibilityHidden || t.Visibility == contract.VisibilityAfterDue {
+			return true
+		}
+	}
+	for _, t := range s.LiveTests {
+		if t.Visibility == contract.VisibilityHidden || t.Visibility == contract.VisibilityAfterDue {
+			return true
+		}
+	}
+	return false
+}

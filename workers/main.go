@@ -90,6 +90,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
 	l.WebhookAllowPrivate(&cfg.WebhookAllowPrivate)
+	l.RuntimeImages(&cfg.Activities.RuntimeImages)
 	rest, err := l.Parse(args)
 	if err != nil {
 		return Config{}, err
