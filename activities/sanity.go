@@ -34,8 +34,10 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 		return contract.Plan{}, err
 	}
 	cfg.Defaults()
-	if len(cfg.ExpectedFiles) == 0 {
-		return contract.Plan{}, contract.NewConfigFailure("assignment %q has no expected output", req.Assignment)
+	for _, t := range cfg.TestList() {
+		if len(t.ExpectedFiles) == 0 {
+			return contract.Plan{}, contract.NewConfigFailure("assignment %q: test %s has no expected output", req.Assignment, t.Name)
+		}
 	}
 
 	files, err := a.submissionFiles(ctx, req.SubmissionID)

@@ -139,7 +139,11 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, 
 	log.Info("tests finished", "exit_code", res.ExitCode, "elapsed", res.Elapsed, "oom_killed", res.OOMKilled,
 		"timed_out", res.TimedOut, "tests_run", len(live.progress().Done)-len(prog.Done), "attempt", info.Attempt)
 	finished := live.progress().Done
-	return finishTests(tests, finished, res.Elapsed.Seconds(), grader, containerEnd(res, limit, cfg.MemoryMB, a.Config.MaxOutput)), nil
+	end := containerEnd(res, limit, cfg.MemoryMB, a.Config.MaxOutput)
+	if msg, ok := live.refusal(); ok { // the runner refused the job before its first test
+		end = contract.TestResult{Status: contract.TestCrashed, Feedback: msg}
+	}
+	return finishTests(tests, finished, res.Elapsed.Seconds(), grader, end), nil
 }
 
 // containerEnd says why the container ended before its last test did, for
@@ -313,6 +317,26 @@ func (l *liveTests) failed() error {
 	return l.err
 }
 
+// refusal is the runner's message when it refused the job as a whole
+// (a mapper that is not there, say): a failed result.json of its own.
+func (l *liveTests) refusal() (string, bool) {
+	l.mu.Lock()
+	buf := l.buf[:len(l.buf):len(l.buf)]
+	l.mu.Unlock()
+	files, _, err := sandbox.ParseTarStream(buf, sandbox.TarLimits{MaxEntries: (MaxOutputFiles + 8) * max(len(l.tests), 1),
+		MaxEntryBytes: l.a.Config.MaxOutput, MaxTotalBytes: l.a.Config.MaxOutput})
+	if err != nil {
+		return "", false
+	}
+	for _, f := range files {
+		var res runResult
+		if f.Name == "result.json" && len(f.Data) <= maxResultJSON && json.Unmarshal(f.Data, &res) == nil && !res.OK {
+			return runtimeFeedback(&res, res.ExitCode), true
+		}
+	}
+	return "", false
+}
+
 // scan scores every test whose result.json has arrived and that is not
 // scored yet. The archives are read from the start each time (headers
 // only: cheap), within the same limits as a whole result.
@@ -359,6 +383,9 @@ func (l *liveTests) scan() {
 // scoreTest scores one test from the files of its archive.
 func (a *Activities) scoreTest(ctx context.Context, cfg contract.Assignment, t contract.TestSpec, files map[string][]byte) contract.TestRun {
 	r := contract.TestResult{Name: t.Name, MaxScore: t.Points, Visibility: t.Visibility, LogTail: string(files["log.txt"])}
+	if strings.TrimSpace(r.LogTail) == "" { // a clean run: the job client's log says what it did
+		r.LogTail = tail(string(files["counters.log"]), 4096)
+	}
 	var res runResult
 	if err := json.Unmarshal(files["result.json"], &res); err != nil || len(files["result.json"]) > maxResultJSON {
 		r.Status, r.Feedback = contract.TestCrashed, "the job's result could not be read"

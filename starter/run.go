@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -46,8 +47,29 @@ func run(ctx context.Context, cfg Config, args []string, log *zap.Logger) error 
 		if err != nil {
 			return err
 		}
+		if len(a.Tests) > 0 {
+			fmt.Fprintf(s.out, "assignment %s: %d tests, %s points\n", a.Name, len(a.Tests), strconv.FormatFloat(a.Points, 'f', -1, 64))
+			return nil
+		}
 		fmt.Fprintf(s.out, "assignment %s: %d input files, %d expected files\n", a.Name, len(a.InputFiles), len(a.ExpectedFiles))
 		return nil
+	case "dataset":
+		if len(rest) != 2 {
+			return usageError{"dataset takes a name and a file"}
+		}
+		f, err := os.Open(rest[1])
+		if err != nil {
+			return fmt.Errorf("open dataset: %w", err)
+		}
+		defer f.Close()
+		d, err := s.intake.PutDataset(ctx, rest[0], f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "dataset %s: %d bytes, sha256 %s\n", d.Name, d.Size, d.SHA256)
+		return nil
+	case "regrade-all":
+		return s.regradeAllCmd(ctx, rest)
 	case "submit":
 		return s.submitCmd(ctx, rest)
 	case "regrade":
@@ -98,6 +120,16 @@ func (s *starter) putAssignment(ctx context.Context, dir string) (contract.Assig
 		return contract.Assignment{}, fmt.Errorf("%s: %w", path, err)
 	}
 	up := intake.AssignmentUpload{Config: a}
+	if len(a.Tests) > 0 {
+		if up.Files, up.Streams, err = testFiles(dir, a.Tests); err != nil {
+			return contract.Assignment{}, err
+		}
+		stored, _, err := s.intake.PutAssignment(ctx, up)
+		if err != nil {
+			return contract.Assignment{}, fmt.Errorf("%s: %w", dir, err)
+		}
+		return stored, nil
+	}
 	if up.Input, err = readDir(filepath.Join(dir, "input")); err != nil {
 		return contract.Assignment{}, err
 	}
@@ -153,8 +185,9 @@ func (s *starter) submitCmd(ctx context.Context, args []string) error {
 
 // expectation is an example's documented outcome, from outcomes.json.
 type expectation struct {
-	Outcome contract.Outcome `json:"outcome"`
-	Score   *float64         `json:"score,omitempty"`
+	Outcome contract.Outcome  `json:"outcome"`
+	Score   *float64          `json:"score,omitempty"`
+	Tests   map[string]string `json:"tests,omitempty"` // test name → status
 }
 
 // row is one line of the examples table.
@@ -166,6 +199,7 @@ type row struct {
 	seconds float64
 	want    expectation
 	ok      bool
+	tests   []store.TestResult // per test, from the read model
 }
 
 func (s *starter) examplesCmd(ctx context.Context, args []string) error {
@@ -233,6 +267,20 @@ func (s *starter) grade(ctx context.Context, assignment, student, dir string, r 
 	}
 	r.err, r.seconds = err, time.Since(start).Seconds()
 	r.ok = err == nil && r.res.Outcome == r.want.Outcome && (r.want.Score == nil || *r.want.Score == r.res.Score)
+	if err != nil || len(r.want.Tests) == 0 {
+		return
+	}
+	sub, err := s.store.Submission(ctx, r.id)
+	if err != nil {
+		r.err, r.ok = err, false
+		return
+	}
+	r.tests = sub.Tests
+	for _, t := range sub.Tests {
+		if want, ok := r.want.Tests[t.Name]; ok && want != t.Status {
+			r.ok = false
+		}
+	}
 }
 
 func printTable(out io.Writer, rows []*row) error {
@@ -250,6 +298,9 @@ func printTable(out io.Writer, rows []*row) error {
 			failed++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%g/%g\t%.1f\t%s %s\t\n", r.name, outcome, r.res.Score, r.res.MaxScore, r.seconds, r.want.Outcome, mark)
+		for _, t := range r.tests {
+			fmt.Fprintf(tw, "  · %s\t%s\t%g/%g\t%.1f\t%s\t\n", t.Name, t.Status, t.Score, t.MaxScore, t.Seconds, r.want.Tests[t.Name])
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -258,6 +309,110 @@ func printTable(out io.Writer, rows []*row) error {
 		return fmt.Errorf("%d of %d examples did not reach their documented outcome", failed, len(rows))
 	}
 	return nil
+}
+
+// streamAbove is the size from which the starter streams a file into the
+// store instead of reading it whole.
+const streamAbove = 8 << 20
+
+// testFiles collects the files under the directories the tests name: small
+// ones read, large ones opened one at a time when they are stored.
+func testFiles(dir string, tests []contract.TestSpec) (map[string][]byte, map[string]func() (io.ReadCloser, error), error) {
+	files := map[string][]byte{}
+	streams := map[string]func() (io.ReadCloser, error){}
+	seen := map[string]bool{}
+	for _, t := range tests {
+		for _, sub := range []string{t.Input, t.Expected} {
+			if sub == "" || seen[sub] {
+				continue
+			}
+			seen[sub] = true
+			if !contract.ValidRelPath(sub) {
+				return nil, nil, fmt.Errorf("test %s: directory %q must be relative", t.Name, sub)
+			}
+			root := filepath.Join(dir, filepath.FromSlash(sub))
+			err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.Type()&fs.ModeSymlink != 0 {
+					return fmt.Errorf("%s: symlinks are not accepted", path)
+				}
+				if d.IsDir() {
+					return nil
+				}
+				rel, err := filepath.Rel(dir, path)
+				if err != nil {
+					return err
+				}
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				if info.Size() > streamAbove {
+					streams[filepath.ToSlash(rel)] = func() (io.ReadCloser, error) { return os.Open(path) }
+					return nil
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				files[filepath.ToSlash(rel)] = data
+				return nil
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("read %s: %w", root, err)
+			}
+		}
+	}
+	return files, streams, nil
+}
+
+// regradeAllCmd regrades an assignment and, with -wait, prints the report
+// once every regrade is graded.
+func (s *starter) regradeAllCmd(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("regrade-all", flag.ContinueOnError)
+	assignment := fset.String("assignment", "", "assignment name (required)")
+	all := fset.Bool("all", false, "every submission, not only each student's latest")
+	wait := fset.Bool("wait", false, "wait for the regrades and print the report")
+	if err := fset.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *assignment == "" || fset.NArg() != 0 {
+		return usageError{"regrade-all needs -assignment"}
+	}
+	scope := intake.ScopeLatest
+	if *all {
+		scope = intake.ScopeAll
+	}
+	run, err := s.intake.RegradeAll(ctx, *assignment, scope)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "regrade %s: %d submission(s) of %s\n", run.ID, len(run.Items), run.Assignment)
+	deadline := time.Now().Add(s.timeout)
+	for {
+		rep, err := s.intake.RegradeReport(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		if !*wait || len(rep.Pending) == 0 || time.Now().After(deadline) {
+			fmt.Fprintf(s.out, "started %d, done %d, failed %d, unchanged %d, changed %d\n", rep.Started, rep.Done, rep.Failed, rep.Unchanged, len(rep.Changed))
+			for _, c := range rep.Changed {
+				fmt.Fprintf(s.out, "  %-20s %s -> %s  %s/%s -> %s/%s %s\n", c.Student, c.From, c.To,
+					strconv.FormatFloat(c.Before, 'f', -1, 64), c.BeforeStatus, strconv.FormatFloat(c.After, 'f', -1, 64), c.AfterStatus, c.Error)
+			}
+			if *wait && len(rep.Pending) > 0 {
+				return fmt.Errorf("%d regrade(s) still pending after %s", len(rep.Pending), s.timeout)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // readDir reads every regular file under dir, keyed by slash-separated

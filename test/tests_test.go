@@ -1,0 +1,251 @@
+//go:build stack
+
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+const topwordDir = "examples/topword"
+
+// topwordOutcome is a topword example's documented outcome, per test.
+type topwordOutcome struct {
+	Outcome contract.Outcome  `json:"outcome"`
+	Score   *float64          `json:"score"`
+	Tests   map[string]string `json:"tests"`
+}
+
+// putTopword generates the large test's data (as make run does) and
+// stores the topword assignment through the starter: the tests form.
+func putTopword(t *testing.T, ctx context.Context) contract.Assignment {
+	t.Helper()
+	large := filepath.Join(stk.root, topwordDir, "tests", "large")
+	if _, err := os.Stat(filepath.Join(large, "expected", "part-00000")); err != nil {
+		out, err := exec.CommandContext(ctx, "python3", filepath.Join(stk.root, topwordDir, "generate.py"), large).CombinedOutput()
+		if err != nil {
+			t.Fatalf("generate the large data set: %v\n%s", err, out)
+		}
+	}
+	if out, err := stk.starter(ctx, "assignment", topwordDir); err != nil {
+		t.Fatalf("starter assignment: %v\n%s", err, out)
+	}
+	a, err := stk.store.Assignment(ctx, "topword")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestMultiTestAssignment grades every topword example on the real stack.
+// Each fails one test for the reason the test exists: a reducer that is
+// right only with one reduce task (three-reducers), a job without a
+// combiner (the COMBINE_INPUT_RECORDS check), a quadratic reducer that
+// times out in the third test, the large generated data set, while the
+// tests before and after it keep their scores (partial results). Hidden
+// and after_due tests are redacted for the portal, in full for staff, and
+// results.json has gradescope's fields.
+func TestMultiTestAssignment(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	a := putTopword(t, ctx)
+	if len(a.Tests) != 5 || a.Points != 100 {
+		t.Fatalf("stored assignment has %d tests, %g points", len(a.Tests), a.Points)
+	}
+	for _, tc := range a.Tests {
+		if len(tc.InputFiles) == 0 || len(tc.ExpectedFiles) == 0 || tc.InputFiles[0].SHA256 == "" {
+			t.Fatalf("test %s: files not stored by content: %+v", tc.Name, tc)
+		}
+	}
+	// Tests small, three-reducers and combiner share one input: stored once.
+	if a.Tests[0].InputFiles[0].Blob != a.Tests[1].InputFiles[0].Blob {
+		t.Errorf("the same input stored twice: %s, %s", a.Tests[0].InputFiles[0].Blob, a.Tests[1].InputFiles[0].Blob)
+	}
+
+	raw, err := os.ReadFile(filepath.Join(stk.root, topwordDir, "outcomes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]topwordOutcome
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	batch := randHex(4)
+	ids := map[string]string{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]contract.Result{}
+	for name := range want {
+		id := "tw-" + name + "-" + batch
+		ids[name] = id
+		files := readFiles(t, filepath.Join(stk.root, topwordDir, "submissions", name))
+		wg.Go(func() {
+			got, err := stk.intake().Submit(ctx, intake.Submission{ID: id, Assignment: "topword", Student: "tw-" + name, Files: files})
+			if err != nil {
+				t.Errorf("%s: submit: %v", name, err)
+				return
+			}
+			var res contract.Result
+			if err := got.Run.Get(ctx, &res); err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			mu.Lock()
+			results[name] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for name, w := range want {
+		res := results[name]
+		sub, err := stk.store.Submission(ctx, ids[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome != w.Outcome || (w.Score != nil && res.Score != *w.Score) {
+			t.Errorf("%s: outcome %s score %g, want %s %v", name, res.Outcome, res.Score, w.Outcome, w.Score)
+		}
+		if len(sub.Tests) != len(a.Tests) {
+			t.Errorf("%s: %d test results, want %d", name, len(sub.Tests), len(a.Tests))
+			continue
+		}
+		for i, tr := range sub.Tests {
+			if tr.Name != a.Tests[i].Name {
+				t.Errorf("%s: test %d is %s, want %s (assignment order)", name, i, tr.Name, a.Tests[i].Name)
+			}
+			if tr.Status != w.Tests[tr.Name] {
+				t.Errorf("%s: test %s: %s (%s), want %s", name, tr.Name, tr.Status, tr.Feedback, w.Tests[tr.Name])
+			}
+			if tr.Status == contract.TestPassed && tr.Score != tr.MaxScore {
+				t.Errorf("%s: test %s passed with %g of %g", name, tr.Name, tr.Score, tr.MaxScore)
+			}
+		}
+		if sub.Grader == nil || sub.Grader.AssignmentRevision != a.UpdatedAt.UnixMilli() || sub.Grader.ImageID == "" {
+			t.Errorf("%s: grader version %+v, want revision %d and an image digest", name, sub.Grader, a.UpdatedAt.UnixMilli())
+		}
+		// One container ran every test: a single execute attempt.
+		if sub.Attempts["execute"] != 1 {
+			t.Errorf("%s: %d execute attempts", name, sub.Attempts["execute"])
+		}
+	}
+	// The combiner check reads the framework's own counter.
+	nc, _ := stk.store.Submission(ctx, ids["python-no-combiner"])
+	for _, tr := range nc.Tests {
+		if tr.Name == "combiner" && tr.Counters["COMBINE_INPUT_RECORDS"] != 0 {
+			t.Errorf("no combiner, yet COMBINE_INPUT_RECORDS = %d", tr.Counters["COMBINE_INPUT_RECORDS"])
+		}
+	}
+	ok, _ := stk.store.Submission(ctx, ids["python-correct"])
+	for _, tr := range ok.Tests {
+		if tr.Name == "combiner" && tr.Counters["COMBINE_INPUT_RECORDS"] <= 0 {
+			t.Errorf("with a combiner, COMBINE_INPUT_RECORDS = %d", tr.Counters["COMBINE_INPUT_RECORDS"])
+		}
+	}
+
+	t.Run("redaction", func(t *testing.T) { checkRedaction(t, ids["python-quadratic"]) })
+	t.Run("results.json", func(t *testing.T) { checkResultsJSON(t, ids["python-quadratic"]) })
+}
+
+// checkRedaction: the portal sees hidden tests (and after_due ones before
+// due_at) as name, score and status only, and no job log; staff see all.
+func checkRedaction(t *testing.T, id string) {
+	base := api(t)
+	var portal, staff struct {
+		Tests []store.TestResult `json:"tests"`
+	}
+	if code, err := getJSON(base, portalToken, "/v1/submissions/"+id, &portal); err != nil || code != http.StatusOK {
+		t.Fatalf("portal GET: %d %v", code, err)
+	}
+	if code, err := getJSON(base, staffToken, "/v1/submissions/"+id, &staff); err != nil || code != http.StatusOK {
+		t.Fatalf("staff GET: %d %v", code, err)
+	}
+	if len(portal.Tests) != 5 || len(staff.Tests) != 5 {
+		t.Fatalf("portal sees %d tests, staff %d", len(portal.Tests), len(staff.Tests))
+	}
+	for i, p := range portal.Tests {
+		s := staff.Tests[i]
+		if p.Name != s.Name || p.Score != s.Score || p.Status != s.Status || p.MaxScore != s.MaxScore {
+			t.Errorf("test %s: portal %+v differs from staff in name, score or status", s.Name, p)
+		}
+		if p.LogTail != "" {
+			t.Errorf("test %s: the portal sees the job log", s.Name)
+		}
+		if s.LogTail == "" {
+			t.Errorf("test %s: staff do not see the job log", s.Name)
+		}
+		withheld := s.Visibility == contract.VisibilityHidden || s.Visibility == contract.VisibilityAfterDue // due 2027-01-15
+		if withheld && (p.Feedback != "" || p.Expected != 0 || p.Got != 0 || p.Counters != nil || p.Seconds != 0) {
+			t.Errorf("test %s (%s): the portal sees detail: %+v", s.Name, s.Visibility, p)
+		}
+		if withheld && s.Feedback == "" {
+			t.Errorf("test %s: staff see no feedback", s.Name)
+		}
+		if !withheld && p.Feedback != s.Feedback {
+			t.Errorf("visible test %s: portal feedback %q, staff %q", s.Name, p.Feedback, s.Feedback)
+		}
+	}
+}
+
+// checkResultsJSON: the gradescope results.json field list.
+func checkResultsJSON(t *testing.T, id string) {
+	base := api(t)
+	var doc map[string]json.RawMessage
+	if code, err := getJSON(base, portalToken, "/v1/submissions/"+id+"/results.json", &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("GET results.json: %d %v", code, err)
+	}
+	for _, f := range []string{"score", "execution_time", "output", "tests"} {
+		if doc[f] == nil {
+			t.Errorf("results.json lacks %s", f)
+		}
+	}
+	var tests []map[string]json.RawMessage
+	if err := json.Unmarshal(doc["tests"], &tests); err != nil || len(tests) != 5 {
+		t.Fatalf("tests: %v (%d)", err, len(tests))
+	}
+	allowed := map[string]bool{"name": true, "score": true, "max_score": true, "status": true, "visibility": true, "output": true}
+	for _, tc := range tests {
+		for _, f := range []string{"name", "score", "max_score", "status", "visibility", "output"} {
+			if tc[f] == nil {
+				t.Errorf("a test lacks %s: %v", f, tc)
+			}
+		}
+		for f := range tc {
+			if !allowed[f] {
+				t.Errorf("a test has field %s, not in gradescope's list", f)
+			}
+		}
+		var status, vis string
+		_ = json.Unmarshal(tc["status"], &status)
+		_ = json.Unmarshal(tc["visibility"], &vis)
+		if status != "passed" && status != "failed" {
+			t.Errorf("status %q", status)
+		}
+		if vis != "visible" && vis != "hidden" && vis != "after_due_date" && vis != "after_published" {
+			t.Errorf("visibility %q", vis)
+		}
+		var out string
+		_ = json.Unmarshal(tc["output"], &out)
+		if (vis == "hidden" || vis == "after_due_date") && out != "" {
+			t.Errorf("a withheld test's output reaches the portal: %q", out)
+		}
+	}
+	var score float64
+	_ = json.Unmarshal(doc["score"], &score)
+	if score != 80 {
+		t.Errorf("score %g, want 80", score)
+	}
+}
