@@ -53,3 +53,38 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestForStudents(t *testing.T) {
+	due := time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)
+	full := func(name, vis string) TestResult {
+		return TestResult{Name: name, Visibility: vis, Passed: true, Score: 5, MaxScore: 5, Status: "passed", Expected: 3, Matched: 3, Got: 3,
+			Diff: "- a", Seconds: 1, Counters: map[string]int64{"MAP_INPUT_RECORDS": 3}, Feedback: "all 3 output lines match", LogTail: "log"}
+	}
+	sub := Submission{Tests: []TestResult{full("v", "visible"), full("h", "hidden"), full("d", "after_due")}}
+	tests := []struct {
+		name     string
+		at       time.Time
+		withheld map[string]bool
+	}{
+		{"before the due date", due.Add(-time.Hour), map[string]bool{"h": true, "d": true}},
+		{"after the due date", due, map[string]bool{"h": true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sub.ForStudents(&due, tc.at)
+			for i, tr := range got.Tests {
+				want := sub.Tests[i]
+				want.LogTail = ""
+				if tc.withheld[tr.Name] {
+					want = TestResult{Name: want.Name, Visibility: want.Visibility, Passed: true, Score: 5, MaxScore: 5, Status: "passed"}
+				}
+				if !reflect.DeepEqual(tr, want) {
+					t.Errorf("%s: %+v, want %+v", tr.Name, tr, want)
+				}
+			}
+			if sub.Tests[1].Feedback == "" {
+				t.Error("ForStudents changed the original")
+			}
+		})
+	}
+}

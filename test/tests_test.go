@@ -249,3 +249,54 @@ func checkResultsJSON(t *testing.T, id string) {
 		t.Errorf("score %g, want 80", score)
 	}
 }
+
+// TestTestsResumeAfterWorkerKilled kills the execute worker after two of
+// topword's tests finished: the next attempt, on a new worker, runs only
+// the tests left (its heartbeat details carry the finished ones), and the
+// scores of the first two survive.
+func TestTestsResumeAfterWorkerKilled(t *testing.T) {
+	executeMu.Lock()
+	defer executeMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	putTopword(t, ctx)
+	id := "tw-resume-" + randHex(4)
+	files := readFiles(t, filepath.Join(stk.root, topwordDir, "submissions", "python-quadratic"))
+	got, err := stk.intake().Submit(ctx, intake.Submission{ID: id, Assignment: "topword", Student: "tw-resume", Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Minute, "two tests finished", func() (bool, error) {
+		sub, err := stk.store.Submission(ctx, id)
+		return len(sub.LiveTests) >= 2, err
+	})
+	time.Sleep(1500 * time.Millisecond) // a heartbeat carries them
+	executeWorker.Kill()
+	replacement, err := stk.startWorker(ctx, "worker-execute-resume", "execute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	executeWorker = replacement
+	if err := replacement.WaitLog(ctx, "resuming after earlier attempts"); err != nil {
+		t.Fatalf("the new attempt did not resume: %v\n%s", err, replacement.Tail(20))
+	}
+	var res contract.Result
+	if err := got.Run.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := stk.store.Submission(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != contract.OutcomeTimeLimit || res.Score != 80 || sub.Attempts["execute"] < 2 {
+		t.Fatalf("got %s %g after %d execute attempts, want time_limit_exceeded 80 after 2 or more", res.Outcome, res.Score, sub.Attempts["execute"])
+	}
+	for _, tr := range sub.Tests[:2] {
+		if tr.Status != contract.TestPassed {
+			t.Errorf("test %s: %s after the resume", tr.Name, tr.Status)
+		}
+	}
+	if cs, err := stk.containers(ctx, id); err != nil || len(cs) != 0 {
+		t.Errorf("%d containers left (%v)", len(cs), err)
+	}
+}

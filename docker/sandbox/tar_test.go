@@ -155,3 +155,30 @@ func TestParseTarMemoryFlat(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTarStream(t *testing.T) {
+	one := func(name, body string) []byte {
+		var b bytes.Buffer
+		w := tar.NewWriter(&b)
+		_ = w.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg, Format: tar.FormatUSTAR})
+		_, _ = w.Write([]byte(body))
+		_ = w.Close()
+		return b.Bytes()
+	}
+	a, b := one("tests/a/result.json", "{}"), one("tests/b/result.json", `{"ok":true}`)
+	stream := append(append([]byte{}, a...), b...)
+	lim := TarLimits{MaxEntries: 10, MaxEntryBytes: 1 << 20, MaxTotalBytes: 1 << 20}
+	files, done, err := ParseTarStream(stream, lim)
+	if err != nil || len(files) != 2 || files[1].Name != "tests/b/result.json" || done != len(stream) {
+		t.Fatalf("whole stream: %d files, done %d of %d, %v", len(files), done, len(stream), err)
+	}
+	// The second archive's data has not arrived: only the first counts.
+	files, done, err = ParseTarStream(stream[:len(a)+512+1], lim)
+	if err != nil || len(files) != 1 || done != len(a) {
+		t.Fatalf("partial stream: %d files, done %d, want 1 and %d (%v)", len(files), done, len(a), err)
+	}
+	// ParseTar still stops at the first archive's end.
+	if files, err := ParseTar(stream, lim); err != nil || len(files) != 1 {
+		t.Fatalf("ParseTar: %d files, %v", len(files), err)
+	}
+}
