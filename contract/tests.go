@@ -29,9 +29,10 @@ const (
 )
 
 // FileRef is one stored file of an assignment: its name in the directory
-// the job sees and the GridFS file holding it. Files stored by content
-// (Blob under BlobPrefix) are shared by every test and assignment that
-// has them, and cached on execute hosts by SHA256.
+// the job sees and the GridFS ID of the file holding it. Files stored by
+// content (named BlobName(SHA256), their IDs under BlobPrefix) are shared
+// by every test and assignment that has them, and cached on execute hosts
+// by SHA256.
 type FileRef struct {
 	Name   string `json:"name"`
 	Blob   string `json:"blob"`

@@ -27,10 +27,12 @@ import (
 func (s *Store) PutBlob(ctx context.Context, name string, data []byte) (contract.FileRef, error) {
 	sum := sha256.Sum256(data)
 	ref := contract.FileRef{Name: name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
-	ref.Blob = contract.BlobName(ref.SHA256)
-	if ok, err := s.fileExists(ctx, ref.Blob); err != nil || ok {
+	name2 := contract.BlobName(ref.SHA256)
+	if id, ok, err := s.fileID(ctx, name2); err != nil || ok {
+		ref.Blob = id
 		return ref, err
 	}
+	ref.Blob = name2
 	err := s.putBytes(ctx, ref.Blob, data)
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: another upload of the same content
 		return contract.FileRef{}, fmt.Errorf("upload blob %s: %w", ref.Blob, err)
@@ -46,7 +48,8 @@ func (s *Store) PutBlob(ctx context.Context, name string, data []byte) (contract
 func (s *Store) PutBlobFrom(ctx context.Context, name string, r io.Reader, max int64, progress func(int64)) (contract.FileRef, error) {
 	h := sha256.New()
 	cr := &countingReader{r: io.TeeReader(r, h), max: max, progress: progress}
-	tmp := "tmp/" + randomHex(12)
+	// The upload's ID stays its GridFS ID; its name becomes the hash.
+	tmp := "blobs/upload/" + randomHex(12)
 	if err := s.files.UploadFromStreamWithID(ctx, tmp, tmp, cr); err != nil {
 		s.dropTemp(tmp)
 		if cr.over {
@@ -55,20 +58,22 @@ func (s *Store) PutBlobFrom(ctx context.Context, name string, r io.Reader, max i
 		return contract.FileRef{}, fmt.Errorf("upload blob %s: %w", name, err)
 	}
 	ref := contract.FileRef{Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: cr.n}
-	ref.Blob = contract.BlobName(ref.SHA256)
-	exists, err := s.fileExists(ctx, ref.Blob)
+	blobName := contract.BlobName(ref.SHA256)
+	id, exists, err := s.fileID(ctx, blobName)
 	if err != nil {
 		s.dropTemp(tmp)
 		return contract.FileRef{}, err
 	}
 	if exists {
 		s.dropTemp(tmp)
+		ref.Blob = id
 		return ref, nil
 	}
-	if err := s.files.Rename(ctx, tmp, ref.Blob); err != nil {
+	if err := s.files.Rename(ctx, tmp, blobName); err != nil {
 		s.dropTemp(tmp)
-		return contract.FileRef{}, fmt.Errorf("name blob %s: %w", ref.Blob, err)
+		return contract.FileRef{}, fmt.Errorf("name blob %s: %w", blobName, err)
 	}
+	ref.Blob = tmp
 	return ref, nil
 }
 
@@ -78,17 +83,20 @@ func (s *Store) dropTemp(name string) {
 	_ = s.DeleteFile(ctx, name)
 }
 
-// fileExists reports whether a file of that name is stored.
-func (s *Store) fileExists(ctx context.Context, name string) (bool, error) {
+// fileID returns the GridFS ID of the file named name, if one is stored.
+func (s *Store) fileID(ctx context.Context, name string) (string, bool, error) {
+	var f struct {
+		ID string `bson:"_id"`
+	}
 	err := s.db.Collection(FilesBucket+".files").FindOne(ctx, bson.D{{Key: "filename", Value: name}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&f)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, nil
+		return "", false, nil
 	case err != nil:
-		return false, fmt.Errorf("look up file %s: %w", name, err)
+		return "", false, fmt.Errorf("look up file %s: %w", name, err)
 	}
-	return true, nil
+	return f.ID, true, nil
 }
 
 // FetchBlob downloads one stored file to dst, streaming, failing with

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -58,23 +61,32 @@ func (s *Store) RegradeRunByID(ctx context.Context, id string) (RegradeRun, erro
 }
 
 // SubmissionsByID returns the submissions with these IDs (those that
-// exist), without their per-test detail.
+// exist), without their per-test detail. Each is found by _id, a few at
+// a time: FerretDB does not push an _id $in filter down to an index.
 func (s *Store) SubmissionsByID(ctx context.Context, ids []string) (map[string]Submission, error) {
 	out := make(map[string]Submission, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		batch := ids[start:min(start+500, len(ids))]
-		cur, err := s.submissions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}},
-			options.Find().SetProjection(bson.D{{Key: "tests", Value: 0}, {Key: "live_tests", Value: 0}, {Key: "files", Value: 0}}))
-		if err != nil {
-			return nil, fmt.Errorf("find submissions: %w", err)
-		}
-		var subs []Submission
-		if err := cur.All(ctx, &subs); err != nil {
-			return nil, fmt.Errorf("find submissions: %w", err)
-		}
-		for _, sub := range subs {
-			out[sub.ID] = sub
-		}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	proj := options.FindOne().SetProjection(bson.D{{Key: "tests", Value: 0}, {Key: "live_tests", Value: 0}, {Key: "files", Value: 0}})
+	for _, id := range ids {
+		g.Go(func() error {
+			var sub Submission
+			err := s.submissions.FindOne(gctx, bson.D{{Key: "_id", Value: id}}, proj).Decode(&sub)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("find submission %s: %w", id, err)
+			}
+			mu.Lock()
+			out[id] = sub
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -65,6 +65,12 @@ var shapes = map[string]served{
 	"aggregate submissions {stage,times.queued:$lt}":                           {index: "stage_1_times.queued_1"},
 	"find submissions {stage}":                                                 {index: "stage_1_times.queued_1"},
 	"find assignments {_id}":                                                   {index: "_id"},
+	"find datasets {_id}":                                                      {index: "_id", bounded: "one document per dataset"},
+	"update datasets {_id}":                                                    {index: "_id", bounded: "one document per dataset"},
+	"find regrades {_id}":                                                      {index: "_id", bounded: "one document per regrade-all"},
+	"update regrades {_id}":                                                    {index: "_id", bounded: "one document per regrade-all"},
+	"find files.files {filename}":                                              {index: "filename_1_uploadDate_1"},
+	"update files.files {_id}":                                                 {index: "_id"},
 	"update assignments {_id}":                                                 {index: "_id"},
 	"find assignments {} sort _id:1":                                           {bounded: "one document per assignment of the course"},
 	"update executions {_id}":                                                  {index: "_id", bounded: "executions of the last two hours"},
@@ -495,4 +501,31 @@ func workload(t *testing.T, st *Store, history []string) {
 	must(err)
 	must(st.RemoveWorker(ctx, "w1", "execute"))
 	must(st.DeleteFile(ctx, a.InputFiles[0]))
+
+	// Multi-test assignments: files by content, datasets, live test
+	// results, regrade-all runs.
+	ref, err := st.PutBlob(ctx, "in.txt", []byte("a b a\n"))
+	must(err)
+	_, err = st.PutBlob(ctx, "again.txt", []byte("a b a\n")) // stored already
+	must(err)
+	big, err := st.PutBlobFrom(ctx, "big.txt", strings.NewReader(strings.Repeat("word ", 1<<18)), 1<<30, nil)
+	must(err)
+	_, err = st.PutBlobFrom(ctx, "big2.txt", strings.NewReader(strings.Repeat("word ", 1<<18)), 1<<30, nil) // dropped copy
+	must(err)
+	_, err = st.PutDataset(ctx, "big", big)
+	must(err)
+	_, err = st.GetDataset(ctx, "big")
+	must(err)
+	_, err = st.FetchBlob(ctx, ref.Blob, filepath.Join(t.TempDir(), "data"), 1<<20)
+	must(err)
+	_, err = st.FetchBlob(ctx, big.Blob, filepath.Join(t.TempDir(), "data"), 1<<30)
+	must(err)
+	_, err = st.CreateSubmission(ctx, Submission{ID: "live2", Assignment: "wl", Student: "s007", Files: []string{"mapper.py"}})
+	must(err)
+	must(st.MarkTest(ctx, "live2", contract.TestResult{Name: "small", Status: contract.TestPassed}))
+	must(st.PutRegradeRun(ctx, RegradeRun{ID: "rg-1", Assignment: "a5", Scope: "latest", Items: []RegradeItem{{From: history[5], To: rid}}}))
+	_, err = st.RegradeRunByID(ctx, "rg-1")
+	must(err)
+	_, err = st.SubmissionsByID(ctx, []string{history[5], rid})
+	must(err)
 }
