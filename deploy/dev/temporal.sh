@@ -13,6 +13,17 @@
 # partition that no poller watches (that showed as 2 s stalls). Eager
 # activity execution hands compare and record (which share the workflow's
 # task queue) to the worker in the reply to its workflow task.
+#
+# Priority and fairness (server 1.29.1; docs "Task Queue Priority and
+# Fairness"): matching.enableFairness switches task queues to the fair
+# matcher (it implies matching.useNewMatcher, the priority-aware one, which
+# is also set so that priority holds should fairness be turned off).
+# Workflows carry PriorityKey and FairnessKey (contract.PriorityOf): live
+# before regrade, and round robin between students within live work. The
+# fairness counter keeps exact per-key counts for MapLimit keys before it
+# falls back to a count-min sketch; 100 (the default) is less than the
+# students of one deadline, so it is raised. GRADEFLOW_FAIRNESS=off starts
+# the server without fairness (priority only), for the side-by-side bench.
 set -euo pipefail
 
 temporal=${TEMPORAL_CLI:-}
@@ -42,10 +53,15 @@ args=(server start-dev --ip 127.0.0.1 --port "$port" --ui-port "$ui_port" --name
   --dynamic-config-value system.enableActivityEagerExecution=true
   --dynamic-config-value frontend.namespaceRPS=100000
   --dynamic-config-value frontend.rps=100000
+  --dynamic-config-value matching.useNewMatcher=true
   --search-attribute GradeflowAssignment=Keyword
   --search-attribute GradeflowStudent=Keyword
   --search-attribute GradeflowStage=Keyword
   --search-attribute GradeflowOutcome=Keyword)
+if [ "${GRADEFLOW_FAIRNESS:-on}" != off ]; then
+  args+=(--dynamic-config-value matching.enableFairness=true
+    --dynamic-config-value 'matching.fairnessCounter={"MapLimit":10000}')
+fi
 if [ -n "$db" ]; then
   mkdir -p "$(dirname "$db")"
   args+=(--db-filename "$db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal)
