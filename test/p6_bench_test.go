@@ -19,7 +19,7 @@ import (
 // configuration, alternating the two.
 func BenchmarkP6HadoopContainerVsHost(b *testing.B) {
 	ctx := context.Background()
-	lib := filepath.Join(stk.root, "docker/build/lib")
+	lib := filepath.Join(stk.root, "docker/image/build/lib")
 	jars, err := filepath.Glob(filepath.Join(lib, "*.jar"))
 	if err != nil || len(jars) == 0 {
 		b.Fatalf("no Hadoop jars in %s: run make images", lib)
@@ -28,7 +28,7 @@ func BenchmarkP6HadoopContainerVsHost(b *testing.B) {
 		b.Fatal("the host comparison needs java on the host")
 	}
 	sort.Strings(jars)
-	classpath := strings.Join(jars, ":") + ":" + filepath.Join(stk.root, "docker/hadoop")
+	classpath := strings.Join(jars, ":") + ":" + filepath.Join(stk.root, "docker/image/hadoop")
 	sub := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
 	input := filepath.Join(stk.root, exampleDir, "input")
 	cfg := loadAssignment(b)
@@ -37,7 +37,7 @@ func BenchmarkP6HadoopContainerVsHost(b *testing.B) {
 		tmp := b.TempDir()
 		cmd := exec.CommandContext(ctx, "java",
 			"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
-			"-Dlog4j.configuration=file:"+filepath.Join(stk.root, "docker/hadoop/log4j.properties"),
+			"-Dlog4j.configuration=file:"+filepath.Join(stk.root, "docker/image/hadoop/log4j.properties"),
 			"-Djava.io.tmpdir="+tmp,
 			"-cp", classpath, "org.apache.hadoop.streaming.HadoopStreaming",
 			"-D", "hadoop.tmp.dir="+filepath.Join(tmp, "hadoop-tmp"),
