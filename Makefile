@@ -38,9 +38,10 @@ postgres:
 docker:
 	deploy/dev/ensure-docker.sh
 
-## images: the offline base image and the Hadoop runtime image
+## images: the offline base image, the Hadoop runtime image, and gradeflow/hadoop-extra (the runtime image plus the Python packages of docker/image/extra/requirements.txt: how to build a per-assignment runtime image)
 images: docker
 	deploy/dev/build-images.sh
+	deploy/dev/build-extra-image.sh
 
 ## deploy-images: the compose stack's images, built offline from the base image and the Go module proxy (Temporal server and Web UI, PostgreSQL, the store substitute, the programs)
 deploy-images: tools images

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -231,15 +232,17 @@ func (a *Activities) blob(ctx context.Context, f contract.FileRef, max int64) (*
 	if err != nil {
 		return nil, err
 	}
-	key := "blob-" + f.SHA256
-	if f.SHA256 == "" || !strings.HasPrefix(f.Blob, contract.BlobPrefix) {
+	if !sha256Hex.MatchString(f.SHA256) {
 		return nil, contract.NewConfigFailure("file %s is not stored by content", f.Blob)
 	}
+	key := "blob-" + f.SHA256
 	return c.Get(ctx, key, func(ctx context.Context, dir string) error {
 		_, err := a.Files.FetchBlob(ctx, f.Blob, filepath.Join(dir, "data"), max)
 		return err
 	})
 }
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // linkInto makes dst a hard link of src (the cached file; a copy if the
 // two are on different file systems). The job's mount is read-only.

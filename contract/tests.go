@@ -30,7 +30,7 @@ const (
 
 // FileRef is one stored file of an assignment: its name in the directory
 // the job sees and the GridFS ID of the file holding it. Files stored by
-// content (named BlobName(SHA256), their IDs under BlobPrefix) are shared
+// content (named BlobName(SHA256)) are shared
 // by every test and assignment that has them, and cached on execute hosts
 // by SHA256.
 type FileRef struct {

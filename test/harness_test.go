@@ -149,8 +149,13 @@ func (s *stack) env() []string {
 		"GRADEFLOW_JANITOR_EVERY=2s",
 		"GRADEFLOW_STOP_TIMEOUT=10s",
 		"GRADEFLOW_WEBHOOK_ALLOW_PRIVATE=true", // the test receivers listen on loopback
+		"GRADEFLOW_RUNTIME_IMAGES=" + extraImage,
 	}
 }
+
+// extraImage is the example runtime image with extra Python packages
+// (make images builds it), which the stack allows assignments to name.
+var extraImage = envOr("GRADEFLOW_EXTRA_IMAGE", "gradeflow/hadoop-extra:dev")
 
 // startWorker starts a worker process serving queues and waits until it polls.
 func (s *stack) startWorker(ctx context.Context, name, queues string, extraEnv ...string) (*proc, error) {
@@ -168,7 +173,7 @@ func (s *stack) startWorker(ctx context.Context, name, queues string, extraEnv .
 // intake is a submission service on this stack, as the API and the
 // starter have one.
 func (s *stack) intake() *intake.Service {
-	return intake.New(s.store, s.temporal, intake.Options{AllowPrivateWebhooks: true})
+	return intake.New(s.store, s.temporal, intake.Options{AllowPrivateWebhooks: true, RuntimeImages: []string{extraImage}})
 }
 
 // starter runs the starter CLI against this stack.

@@ -5,6 +5,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -298,5 +299,64 @@ func TestTestsResumeAfterWorkerKilled(t *testing.T) {
 	}
 	if cs, err := stk.containers(ctx, id); err != nil || len(cs) != 0 {
 		t.Errorf("%d containers left (%v)", len(cs), err)
+	}
+}
+
+// TestRuntimeImage: an assignment that names the extra runtime image (from
+// the operator's allow-list) runs its jobs there, so a reducer importing a
+// package only that image has passes; the same submission fails on the
+// default image, and an image off the list is refused at upload.
+func TestRuntimeImage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	in := stk.intake()
+	wc := filepath.Join(stk.root, exampleDir)
+	expected := readFiles(t, filepath.Join(wc, "expected"))
+	input := readFiles(t, filepath.Join(wc, "input"))
+	files := map[string][]byte{}
+	for k, v := range input {
+		files["input/"+k] = v
+	}
+	for k, v := range expected {
+		files["expected/"+k] = v
+	}
+	put := func(name, image string) error {
+		cfg, err := intake.DecodeAssignment([]byte(`{"runtimes": ["streaming"], "image": "`+image+`",
+			"tests": [{"name": "counts", "points": 10, "input": "input", "expected": "expected"}]}`), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = in.PutAssignment(ctx, intake.AssignmentUpload{Config: cfg, Files: files})
+		return err
+	}
+	if err := put("rt-extra", extraImage); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("rt-default", ""); err != nil {
+		t.Fatal(err)
+	}
+	var fe *intake.FieldError
+	if err := put("rt-unknown", "evil/miner:latest"); !errors.As(err, &fe) || fe.Field != "image" {
+		t.Errorf("an image off the allow-list: %v, want a field error on image", err)
+	}
+	sub := readFiles(t, filepath.Join(stk.root, "test/testdata/extra-image"))
+	for _, tc := range []struct {
+		assignment string
+		outcome    contract.Outcome
+		image      string
+	}{{"rt-extra", contract.OutcomePassed, extraImage}, {"rt-default", contract.OutcomeRuntimeError, stk.image}} {
+		id := tc.assignment + "-" + randHex(4)
+		got, err := in.Submit(ctx, intake.Submission{ID: id, Assignment: tc.assignment, Student: "rt", Files: sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res contract.Result
+		if err := got.Run.Get(ctx, &res); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := stk.store.Submission(ctx, id)
+		if res.Outcome != tc.outcome || s.Grader == nil || s.Grader.Image != tc.image {
+			t.Errorf("%s: %s on %+v, want %s on %s (%+v)", tc.assignment, res.Outcome, s.Grader, tc.outcome, tc.image, s.Tests)
+		}
 	}
 }

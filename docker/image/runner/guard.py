@@ -143,6 +143,9 @@ def _matches(name, banned):
     return None
 
 
+EXTRA_SITE = "/opt/gradeflow/python"
+
+
 def install_policy(forbid, job_dir):
     import importlib.machinery as mach
 
@@ -153,6 +156,10 @@ def install_policy(forbid, job_dir):
     banned = tuple(sorted(banned))
 
     stdlib = tuple(p for p in sys.path if p.startswith(sys.base_prefix))
+    # A runtime image may add packages here (docker/image/extra): trusted
+    # like the standard library, since the image's builder put them there.
+    if os.path.isdir(EXTRA_SITE):
+        stdlib += (EXTRA_SITE,)
 
     class SourceOnlyLoader(mach.SourceFileLoader):
         """Compiles the .py file every time: a planted __pycache__ is never read."""
