@@ -360,3 +360,88 @@ func TestRuntimeImage(t *testing.T) {
 		}
 	}
 }
+
+// TestRegradeAll: staff change an assignment's expected output, then
+// regrade every student's latest submission. The regrades run in the
+// regrade lane (Temporal priority and fairness key of their own), and the
+// report says who changed from what score to what.
+func TestRegradeAll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	in := stk.intake()
+	wc := filepath.Join(stk.root, exampleDir)
+	base := loadAssignment(t)
+	name := "rg-" + randHex(3)
+	cfg := base
+	cfg.Name, cfg.InputFiles, cfg.ExpectedFiles, cfg.UpdatedAt = name, nil, nil, time.Time{}
+	expected := readFiles(t, filepath.Join(wc, "expected"))
+	put := func(exp map[string][]byte) {
+		t.Helper()
+		if _, _, err := in.PutAssignment(ctx, intake.AssignmentUpload{Config: cfg, Input: readFiles(t, filepath.Join(wc, "input")), Expected: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(expected)
+	grade := func(id, student, dir string) contract.Result {
+		t.Helper()
+		got, err := in.Submit(ctx, intake.Submission{ID: id, Assignment: name, Student: student, Files: readFiles(t, filepath.Join(wc, "submissions", dir))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res contract.Result
+		if err := got.Run.Get(ctx, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// ada submits twice (only the latest is regraded), bob once.
+	grade(name+"-ada-1", "ada", "python-wrong")
+	adaLatest := grade(name+"-ada-2", "ada", "python-correct")
+	grade(name+"-bob-1", "bob", "python-correct")
+	if adaLatest.Outcome != contract.OutcomePassed {
+		t.Fatalf("ada's latest: %s", adaLatest.Outcome)
+	}
+	// Staff "fix" the expected output: one more line, which nobody produces.
+	fixed := map[string][]byte{}
+	for k, v := range expected {
+		fixed[k] = append(append([]byte{}, v...), []byte("zzzznotaword\t1\n")...)
+	}
+	put(fixed)
+
+	run, err := in.RegradeAll(ctx, name, intake.ScopeLatest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Items) != 2 {
+		t.Fatalf("regrade of %d submissions, want 2 (each student's latest)", len(run.Items))
+	}
+	for _, it := range run.Items {
+		sub, err := stk.store.Submission(ctx, it.To)
+		if err != nil || sub.Lane != contract.LaneRegrade || sub.RegradeOf != it.From {
+			t.Fatalf("regrade %s: %v lane %q of %q", it.To, err, sub.Lane, sub.RegradeOf)
+		}
+		desc, err := stk.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(it.To), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := desc.WorkflowExecutionInfo.GetPriority(); p.GetPriorityKey() != contract.PriorityRegrade || p.GetFairnessKey() != "regrade:"+name {
+			t.Errorf("regrade %s runs at priority %v, want %d regrade:%s", it.To, p, contract.PriorityRegrade, name)
+		}
+	}
+	var rep intake.RegradeReport
+	waitFor(t, 3*time.Minute, "the regrades", func() (bool, error) {
+		rep, err = in.RegradeReport(ctx, run.ID)
+		return err == nil && rep.Done == 2, err
+	})
+	if len(rep.Changed) != 2 || rep.Unchanged != 0 {
+		t.Fatalf("report: %d changed, %d unchanged: %+v", len(rep.Changed), rep.Unchanged, rep.Changed)
+	}
+	for _, c := range rep.Changed {
+		if c.From != name+"-ada-2" && c.From != name+"-bob-1" {
+			t.Errorf("regraded %s, which is no student's latest", c.From)
+		}
+		if c.Before != 100 || c.After >= 100 || c.BeforeStatus != string(contract.OutcomePassed) || c.AfterStatus != string(contract.OutcomeWrongAnswer) {
+			t.Errorf("%s: %g %s -> %g %s, want 100 passed -> less, wrong_answer", c.Student, c.Before, c.BeforeStatus, c.After, c.AfterStatus)
+		}
+	}
+}
