@@ -32,7 +32,7 @@ import (
 var historyPaths = []string{
 	"passed", "wrong_answer", "syntax_error", "forbidden_import", "compile_error", "invalid_submission",
 	"runtime_error", "time_limit_exceeded", "memory_limit_exceeded", "output_limit_exceeded",
-	"config_error", "infra_error", "canceled", "webhook",
+	"config_error", "infra_error", "canceled", "webhook", "tests_partial",
 }
 
 // TestWorkflowPaths runs the submission workflow through each of its paths
@@ -118,7 +118,11 @@ func TestWorkflowPaths(t *testing.T) {
 			}
 		}},
 		{name: "webhook", assignment: hooked, files: readFiles(t, filepath.Join(examples, "python-correct")), wantStatus: contract.StatusGraded},
+		// The tests form: five tests in one container, the third times out,
+		// the others keep their scores.
+		{name: "tests_partial", assignment: "topword", files: readFiles(t, filepath.Join(stk.root, topwordDir, "submissions/python-quadratic")), wantStatus: contract.StatusGraded},
 	}
+	putTopword(t, ctx)
 	if len(paths) != len(historyPaths) {
 		t.Fatalf("%d paths run, %d named", len(paths), len(historyPaths))
 	}
@@ -153,8 +157,14 @@ func TestWorkflowPaths(t *testing.T) {
 			}
 			if p.wantStatus == contract.StatusGraded {
 				want := contract.Outcome(p.name)
-				if p.name == "webhook" {
+				switch p.name {
+				case "webhook":
 					want = contract.OutcomePassed
+				case "tests_partial":
+					want = contract.OutcomeTimeLimit
+					if sub.Score != 80 {
+						t.Errorf("tests_partial scored %g, want 80 (the tests around the timeout)", sub.Score)
+					}
 				}
 				if sub.Outcome != want || res.Outcome != want {
 					t.Fatalf("outcome %s (result %s), want %s; feedback:\n%s", sub.Outcome, res.Outcome, want, sub.Feedback)
