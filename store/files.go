@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gradeflow/gradeflow/contract"
 )
@@ -139,11 +141,6 @@ func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (i
 	} else if !errors.Is(err, errForeignChunks) && !errors.Is(err, ErrTooLarge) {
 		return 0, err
 	}
-	ds, err := s.openStream(ctx, name, budget)
-	if err != nil {
-		return 0, err
-	}
-	defer ds.Close()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return 0, fmt.Errorf("fetch %s: %w", name, err)
 	}
@@ -151,12 +148,70 @@ func (s *Store) fetchOne(ctx context.Context, name, dst string, budget int64) (i
 	if err != nil {
 		return 0, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	n, err := io.Copy(f, ds)
+	n, err := s.copyChunks(ctx, name, f, budget)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return 0, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// chunkBatch is how many GridFS chunks (255 KiB each) one round trip
+// brings: the driver's download stream asks for unbounded batches, which
+// FerretDB answers with replies over the wire protocol's message limit for
+// files of hundreds of MB.
+const chunkBatch = 32
+
+// copyChunks streams the file with GridFS ID id to w, chunk by chunk in
+// order, in bounded batches, failing with ErrTooLarge beyond max bytes.
+func (s *Store) copyChunks(ctx context.Context, id string, w io.Writer, max int64) (int64, error) {
+	var f struct {
+		Length int64 `bson:"length"`
+	}
+	err := s.db.Collection(FilesBucket+".files").FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&f)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, fmt.Errorf("file %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open file %s: %w", id, err)
+	}
+	if f.Length > max {
+		return 0, fmt.Errorf("file %s is %d bytes: %w", id, f.Length, ErrTooLarge)
+	}
+	cur, err := s.db.Collection(FilesBucket+".chunks").Find(ctx, bson.D{{Key: "files_id", Value: id}},
+		options.Find().SetSort(bson.D{{Key: "n", Value: 1}}).SetBatchSize(chunkBatch))
+	if err != nil {
+		return 0, fmt.Errorf("read file %s: %w", id, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var n int64
+	for want := 0; cur.Next(ctx); want++ {
+		var c struct {
+			N    int    `bson:"n"`
+			Data []byte `bson:"data"`
+		}
+		if err := cur.Decode(&c); err != nil {
+			return n, fmt.Errorf("read file %s: %w", id, err)
+		}
+		if c.N != want {
+			return n, fmt.Errorf("read file %s: chunk %d where %d was due", id, c.N, want)
+		}
+		if n+int64(len(c.Data)) > f.Length {
+			return n, fmt.Errorf("read file %s: chunks beyond its length", id)
+		}
+		k, err := w.Write(c.Data)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return n, fmt.Errorf("read file %s: %w", id, err)
+	}
+	if n != f.Length {
+		return n, fmt.Errorf("read file %s: %d bytes of %d", id, n, f.Length)
 	}
 	return n, nil
 }
