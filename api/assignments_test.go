@@ -134,3 +134,61 @@ func wantNoAssignment(t *testing.T, e *testEnv, name string) {
 		}
 	}
 }
+
+// TestPutAssignmentTests: the tests form over the API. Files come as
+// `files` parts of the assignment's directory; each is stored once by
+// content; a dataset is resolved by name; errors name the test's field.
+func TestPutAssignmentTests(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := context.Background()
+	r := e.do(request{method: http.MethodPut, path: "/v1/datasets/words", token: staffToken,
+		body: strings.NewReader("a b a\n"), contentType: "application/octet-stream"})
+	if r.status != http.StatusOK || r.json(t)["sha256"] == "" {
+		t.Fatalf("put dataset: %d %s", r.status, r.body)
+	}
+	config := `{"runtimes":["streaming"],"due_at":"2027-01-15T23:59:00Z","tests":[
+		{"name":"small","points":30,"visibility":"visible","input":"t/in","expected":"t/out"},
+		{"name":"again","points":30,"visibility":"hidden","input":"t/in","expected":"t/out","reducers":3},
+		{"name":"big","points":40,"visibility":"after_due","dataset":"words","expected":"t/out",
+		 "counters":[{"counter":"COMBINE_INPUT_RECORDS","op":">","value":0}]}]}`
+	r = e.putAssignment(staffToken, "tw", field("config", config),
+		file("files", "t/in/a.txt", "a b a\n"), file("files", "t/out/part-00000", "a\t2\nb\t1\n"))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	a, err := e.store.Assignment(ctx, "tw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Tests) != 3 || a.Points != 100 || a.DueAt == nil {
+		t.Fatalf("stored %+v", a)
+	}
+	small, again, big := a.Tests[0], a.Tests[1], a.Tests[2]
+	if small.InputFiles[0].Name != "a.txt" || small.InputFiles[0].Blob != again.InputFiles[0].Blob ||
+		big.InputFiles[0].SHA256 != small.InputFiles[0].SHA256 || big.InputFiles[0].Name != "words" || again.Reducers != 3 {
+		t.Errorf("files not resolved and shared by content: %+v", a.Tests)
+	}
+	for _, tc := range []struct {
+		name, config, field string
+		parts               []part
+	}{
+		{"unknown dataset", `{"tests":[{"name":"x","points":1,"dataset":"nope","expected":"t/out"}]}`, "tests[0].dataset",
+			[]part{file("files", "t/out/p", "x\n")}},
+		{"no expected files", `{"tests":[{"name":"x","points":1,"input":"t/in","expected":"t/none"}]}`, "tests[0].expected",
+			[]part{file("files", "t/in/a", "x\n")}},
+		{"bad visibility", `{"tests":[{"name":"x","points":1,"visibility":"secret","input":"t/in","expected":"t/in"}]}`, "tests[0].visibility",
+			[]part{file("files", "t/in/a", "x\n")}},
+		{"image off the list", `{"image":"evil/miner:1","tests":[{"name":"x","points":1,"input":"t/in","expected":"t/in"}]}`, "image",
+			[]part{file("files", "t/in/a", "x\n")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.putAssignment(staffToken, "bad", append([]part{field("config", tc.config)}, tc.parts...)...)
+			if r.status != http.StatusBadRequest || r.json(t)["field"] != tc.field {
+				t.Errorf("%d %s, want 400 on %s", r.status, r.body, tc.field)
+			}
+		})
+	}
+	if _, err := e.store.Assignment(ctx, "bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused upload left an assignment: %v", err)
+	}
+}

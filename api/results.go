@@ -207,5 +207,3 @@ func (s *server) getRegrade(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, rep)
 }
-
-

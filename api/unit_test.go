@@ -29,6 +29,7 @@ func testConfig() Config {
 		StaffTokens:       []string{"staff-token"},
 		MaxUpload:         1 << 20,
 		MaxAssignment:     4 << 20,
+		MaxDataset:        8 << 20,
 		RatePerMinute:     0,
 		RateBurst:         0,
 		WebhookSecret:     "test-secret",
