@@ -29,7 +29,9 @@ func TestValidateTests(t *testing.T) {
 		{"no expected", func(a *Assignment) { a.Tests[0].Expected = "" }, "tests[0].expected"},
 		{"reducers", func(a *Assignment) { a.Tests[0].Reducers = 99 }, "tests[0].reducers"},
 		{"counter name", func(a *Assignment) { a.Tests[0].Counters = []CounterCheck{{Counter: "combine", Op: ">"}} }, "tests[0].counters[0].counter"},
-		{"counter op", func(a *Assignment) { a.Tests[0].Counters = []CounterCheck{{Counter: "COMBINE_INPUT_RECORDS", Op: "=~"}} }, "tests[0].counters[0].op"},
+		{"counter op", func(a *Assignment) {
+			a.Tests[0].Counters = []CounterCheck{{Counter: "COMBINE_INPUT_RECORDS", Op: "=~"}}
+		}, "tests[0].counters[0].op"},
 		{"image", func(a *Assignment) { a.Image = "Not An Image" }, "image"},
 	}
 	for _, tc := range tests {
