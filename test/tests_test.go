@@ -445,3 +445,53 @@ func TestRegradeAll(t *testing.T) {
 		}
 	}
 }
+
+// TestTestsJava: a Java submission in the tests form. Each test's job runs
+// through RunJar in the one container; a test with three reducers gives the
+// driver (which builds its own Configuration) three reduce tasks through
+// the test's Hadoop configuration, and the combiner check reads the JVM's
+// framework counters.
+func TestTestsJava(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	in := stk.intake()
+	wc := filepath.Join(stk.root, exampleDir)
+	files := map[string][]byte{}
+	for k, v := range readFiles(t, filepath.Join(wc, "input")) {
+		files["input/"+k] = v
+	}
+	for k, v := range readFiles(t, filepath.Join(wc, "expected")) {
+		files["expected/"+k] = v
+	}
+	cfg, err := intake.DecodeAssignment([]byte(`{"runtimes": ["jar"], "main_class": "WordCount", "tests": [
+		{"name": "one", "points": 10, "input": "input", "expected": "expected"},
+		{"name": "three", "points": 10, "input": "input", "expected": "expected", "reducers": 3},
+		{"name": "combiner", "points": 10, "input": "input", "expected": "expected",
+		 "counters": [{"counter": "COMBINE_INPUT_RECORDS", "op": ">", "value": 0}]}]}`), "tw-java")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.PutAssignment(ctx, intake.AssignmentUpload{Config: cfg, Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	id := "tw-java-" + randHex(4)
+	got, err := in.Submit(ctx, intake.Submission{ID: id, Assignment: "tw-java", Student: "tw-java",
+		Files: readFiles(t, filepath.Join(wc, "submissions/java-correct"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res contract.Result
+	if err := got.Run.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := stk.store.Submission(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != contract.OutcomePassed || res.Score != 30 || len(sub.Tests) != 3 {
+		t.Fatalf("%s %g: %+v", res.Outcome, res.Score, sub.Tests)
+	}
+	if c := sub.Tests[2].Counters["COMBINE_INPUT_RECORDS"]; c <= 0 {
+		t.Errorf("COMBINE_INPUT_RECORDS = %d", c)
+	}
+}
