@@ -88,6 +88,10 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, 
 	cmd := append([]string(nil), base...)
 	for _, t := range todo {
 		for _, f := range t.InputFiles {
+			if !contract.ValidRelPath(f.Name) {
+				stopFetch()
+				return contract.Execution{}, contract.NewConfigFailure("test %s: input file name %q is not a relative path", t.Name, f.Name)
+			}
 			h, err := a.blob(ctx, f, a.Config.MaxInput)
 			if err != nil {
 				stopFetch()
@@ -387,7 +391,7 @@ func (l *liveTests) scan() {
 func (a *Activities) scoreTest(ctx context.Context, cfg contract.Assignment, t contract.TestSpec, files map[string][]byte) contract.TestRun {
 	r := contract.TestResult{Name: t.Name, MaxScore: t.Points, Visibility: t.Visibility, LogTail: string(files["log.txt"])}
 	if strings.TrimSpace(r.LogTail) == "" { // a clean run: the job client's log says what it did
-		r.LogTail = tail(string(files["counters.log"]), 4096)
+		r.LogTail = tail(string(files["counters.log"]), 2048)
 	}
 	var res runResult
 	if err := json.Unmarshal(files["result.json"], &res); err != nil || len(files["result.json"]) > maxResultJSON {
