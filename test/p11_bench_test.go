@@ -20,8 +20,8 @@ import (
 )
 
 // hostStreaming runs a Hadoop streaming job directly on the host: the same
-// jars, Hadoop configuration and JVM options as the runtime image, no
-// container, no sandbox.
+// jars, Hadoop configuration and JVM options as the runtime image (but
+// Hadoop's own local file system), no container, no sandbox.
 func hostStreaming(tb testing.TB, ctx context.Context, input, sub string, extra ...string) time.Duration {
 	tb.Helper()
 	lib := filepath.Join(stk.root, "docker/image/build/lib")
@@ -40,6 +40,9 @@ func hostStreaming(tb testing.TB, ctx context.Context, input, sub string, extra 
 		"-Djava.io.tmpdir=" + tmp,
 		"-cp", strings.Join(jars, ":") + ":" + conf, "org.apache.hadoop.streaming.HadoopStreaming",
 		"-D", "hadoop.tmp.dir=" + filepath.Join(tmp, "hadoop-tmp"),
+		// The image's no-fork local file system is compiled into the image
+		// only; on the host, Hadoop's own (which forks chmod).
+		"-D", "fs.file.impl=org.apache.hadoop.fs.LocalFileSystem",
 		"-input", "file://" + input, "-output", "file://" + filepath.Join(tmp, "out")}
 	cmd := exec.CommandContext(ctx, "java", append(args, extra...)...)
 	cmd.Dir = tmp
