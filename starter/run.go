@@ -331,21 +331,8 @@ func testFiles(dir string, tests []contract.TestSpec) (map[string][]byte, map[st
 				return nil, nil, fmt.Errorf("test %s: directory %q must be relative", t.Name, sub)
 			}
 			root := filepath.Join(dir, filepath.FromSlash(sub))
-			err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if d.Type()&fs.ModeSymlink != 0 {
-					return fmt.Errorf("%s: symlinks are not accepted", path)
-				}
-				if d.IsDir() {
-					return nil
-				}
+			err := walkFiles(root, func(path string, info fs.FileInfo) error {
 				rel, err := filepath.Rel(dir, path)
-				if err != nil {
-					return err
-				}
-				info, err := d.Info()
 				if err != nil {
 					return err
 				}
@@ -419,16 +406,7 @@ func (s *starter) regradeAllCmd(ctx context.Context, args []string) error {
 // relative path. Symlinks are refused: a submission is plain files.
 func readDir(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s: symlinks are not accepted", path)
-		}
-		if d.IsDir() {
-			return nil
-		}
+	err := walkFiles(dir, func(path string, _ fs.FileInfo) error {
 		rel, err := filepath.Rel(dir, path)
 		if err != nil {
 			return err
@@ -444,4 +422,25 @@ func readDir(dir string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
 	return files, nil
+}
+
+// walkFiles calls fn for every regular file under root, refusing
+// symlinks: an assignment or a submission is plain files.
+func walkFiles(root string, fn func(path string, info fs.FileInfo) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s: symlinks are not accepted", path)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(path, info)
+	})
 }

@@ -310,16 +310,7 @@ func TestRuntimeImage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	in := stk.intake()
-	wc := filepath.Join(stk.root, exampleDir)
-	expected := readFiles(t, filepath.Join(wc, "expected"))
-	input := readFiles(t, filepath.Join(wc, "input"))
-	files := map[string][]byte{}
-	for k, v := range input {
-		files["input/"+k] = v
-	}
-	for k, v := range expected {
-		files["expected/"+k] = v
-	}
+	files := wordcountTree(t)
 	put := func(name, image string) error {
 		cfg, err := intake.DecodeAssignment([]byte(`{"runtimes": ["streaming"], "image": "`+image+`",
 			"tests": [{"name": "counts", "points": 10, "input": "input", "expected": "expected"}]}`), name)
@@ -456,13 +447,7 @@ func TestTestsJava(t *testing.T) {
 	defer cancel()
 	in := stk.intake()
 	wc := filepath.Join(stk.root, exampleDir)
-	files := map[string][]byte{}
-	for k, v := range readFiles(t, filepath.Join(wc, "input")) {
-		files["input/"+k] = v
-	}
-	for k, v := range readFiles(t, filepath.Join(wc, "expected")) {
-		files["expected/"+k] = v
-	}
+	files := wordcountTree(t)
 	cfg, err := intake.DecodeAssignment([]byte(`{"runtimes": ["jar"], "main_class": "WordCount", "tests": [
 		{"name": "one", "points": 10, "input": "input", "expected": "expected"},
 		{"name": "three", "points": 10, "input": "input", "expected": "expected", "reducers": 3},
@@ -494,4 +479,18 @@ func TestTestsJava(t *testing.T) {
 	if c := sub.Tests[2].Counters["COMBINE_INPUT_RECORDS"]; c <= 0 {
 		t.Errorf("COMBINE_INPUT_RECORDS = %d", c)
 	}
+}
+
+// wordcountTree is the wordcount example's input and expected output as
+// the files of a tests-form assignment: input/… and expected/….
+func wordcountTree(t *testing.T) map[string][]byte {
+	t.Helper()
+	wc := filepath.Join(stk.root, exampleDir)
+	files := map[string][]byte{}
+	for _, part := range []string{"input", "expected"} {
+		for k, v := range readFiles(t, filepath.Join(wc, part)) {
+			files[part+"/"+k] = v
+		}
+	}
+	return files
 }
