@@ -145,6 +145,10 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, 
 		"timed_out", res.TimedOut, "tests_run", len(live.progress().Done)-len(prog.Done), "attempt", info.Attempt)
 	finished := live.progress().Done
 	end := containerEnd(res, limit, cfg.MemoryMB, a.Config.MaxOutput)
+	end.LogTail = tail(res.Stderr, 4096) // staff only
+	if len(finished) < len(tests) && !res.TimedOut && !res.OOMKilled {
+		log.Warn("job container ended before its last test", "exit_code", res.ExitCode, "stderr_tail", tail(res.Stderr, 1024))
+	}
 	if msg, ok := live.refusal(); ok { // the runner refused the job before its first test
 		end = contract.TestResult{Status: contract.TestCrashed, Feedback: msg}
 	}
