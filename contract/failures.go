@@ -23,7 +23,32 @@ const (
 	// WebhookRejected is a delivery the receiver refused for good (a 4xx
 	// other than 408, 425 or 429): retrying will not help.
 	WebhookRejected = "WebhookRejected"
+	// Superseded: the execute step declined a submission that a newer one
+	// of the same student supersedes. The workflow records it superseded.
+	Superseded = "Superseded"
+	// Quarantined: the execute step declined a submission whose earlier
+	// attempts killed their workers too often. Its details are the []Run.
+	// The workflow holds it for a staff release.
+	Quarantined = "Quarantined"
 )
+
+// NewSuperseded returns the execute step's refusal of a superseded submission.
+func NewSuperseded(id, by string) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("submission %s is superseded by %s", id, by), Superseded, nil)
+}
+
+// NewQuarantined returns the execute step's refusal of a submission whose
+// attempts killed workers dead times; runs are its attempts so far.
+func NewQuarantined(id string, dead int, runs []Run) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("submission %s quarantined: %d attempts killed their workers", id, dead), Quarantined, nil, runs)
+}
+
+// IsFailure reports whether err is, or wraps, an application error of typ.
+func IsFailure(err error, typ string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == typ
+}
 
 // NewStudentFailure returns the final error of a student outcome. g needs
 // Outcome, Feedback and MaxScore.

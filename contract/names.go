@@ -70,6 +70,16 @@ const QueryStage = "stage"
 // payload is a Stage.
 const SignalStage = "stage"
 
+// SignalSupersede is sent by the intake to a submission that a newer one
+// supersedes, so that it leaves the queue at once. Its payload is the
+// newer submission's ID.
+const SignalSupersede = "supersede"
+
+// SignalRelease is sent by staff (POST /v1/submissions/{id}/release) to a
+// quarantined submission: its execution is tried again, with a fresh count
+// of worker deaths. Its payload is who released it.
+const SignalRelease = "release"
+
 // Search attributes set on every submission workflow, so that staff can
 // filter by them in the Temporal Web UI (e.g. GradeflowStage="running").
 // The server must have them registered (deploy/dev does so).

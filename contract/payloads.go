@@ -23,6 +23,10 @@ const (
 	StageComparing Stage = "comparing" // comparing output with the expected one
 	StageRecording Stage = "recording" // writing the score
 	StageDone      Stage = "done"      // finished, whatever the outcome
+	// StageQuarantined: its attempts killed workers too often; it waits
+	// for staff to release it (then it queues again). Not in the order
+	// above: a submission leaves it backwards.
+	StageQuarantined Stage = "quarantined"
 )
 
 // Status is the state of the grading as a whole.
@@ -34,6 +38,12 @@ const (
 	StatusGraded   Status = "graded"   // a score was recorded (any Outcome)
 	StatusError    Status = "error"    // infrastructure gave up; not charged to the student
 	StatusCanceled Status = "canceled" // canceled by staff or the portal
+	// StatusSuperseded: the student submitted again for an assignment with
+	// supersede on before this one ran; never executed, not charged.
+	StatusSuperseded Status = "superseded"
+	// StatusQuarantined: held for staff after its attempts killed workers
+	// GRADEFLOW_QUARANTINE_AFTER times (not final: a release retries it).
+	StatusQuarantined Status = "quarantined"
 )
 
 // Outcome is the verdict on a graded submission. Every outcome except
@@ -127,7 +137,10 @@ type Assignment struct {
 	DueAt *time.Time `json:"due_at,omitempty"`
 	// Image is the runtime image the jobs run in, one of the operator's
 	// allow-list (GRADEFLOW_RUNTIME_IMAGES); empty: the default image.
-	Image         string    `json:"image,omitempty"`
+	Image string `json:"image,omitempty"`
+	// Supersede: a student's newer submission cancels their older ones
+	// that have not started executing; those are recorded as superseded.
+	Supersede     bool      `json:"supersede,omitempty"`
 	InputFiles    []string  `json:"input_files,omitempty"`
 	ExpectedFiles []string  `json:"expected_files,omitempty"`
 	UpdatedAt     time.Time `json:"updated_at"` // its version: caches are keyed by it
@@ -239,6 +252,40 @@ type Execution struct {
 	// Tests are the per-test results, scored as each test finished.
 	Tests  []TestRun     `json:",omitempty"`
 	Grader GraderVersion `json:",omitempty"`
+	// Runs are the execute step's attempts, the dead ones included: which
+	// worker on which host ran each, so that the history has them all.
+	Runs []Run `json:",omitempty"`
+}
+
+// Run is one attempt of a submission's execute step, as the execution
+// tracker records it.
+type Run struct {
+	ActivityID string     `json:"activity_id"` // the scheduled step; a release schedules a new one
+	Attempt    int        `json:"attempt"`
+	Worker     string     `json:"worker"` // the worker's Temporal identity (pid@host)
+	Host       string     `json:"host"`
+	Started    time.Time  `json:"started"`
+	Ended      *time.Time `json:"ended,omitempty"` // nil: running, or its worker died
+	End        RunEnd     `json:"end,omitempty"`
+}
+
+// RunEnd is how an attempt of the execute step ended.
+type RunEnd string
+
+// Run ends.
+const (
+	RunCompleted   RunEnd = "completed"       // the job ran and its result is in
+	RunStudent     RunEnd = "student_failure" // the job ended with a student outcome
+	RunFailed      RunEnd = "failed"          // an infrastructure failure, retried
+	RunCanceled    RunEnd = "canceled"        // canceled, or handed back by a draining worker
+	RunSuperseded  RunEnd = "superseded"      // declined: a newer submission supersedes it
+	RunQuarantined RunEnd = "quarantined"     // declined: earlier attempts killed their workers
+)
+
+// Dead reports whether the run's worker died under it: an earlier attempt
+// of the same step (attempt below current) that never ended.
+func (r Run) Dead(activityID string, current int) bool {
+	return r.ActivityID == activityID && r.Attempt < current && r.Ended == nil
 }
 
 // CompareInput is what the compare step needs.

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -68,9 +70,48 @@ type Submission struct {
 	LiveTests map[string]TestResult `bson:"live_tests,omitempty" json:"-"`
 	Grader    *Grader               `bson:"grader,omitempty" json:"grader,omitempty"`
 	Lane      string                `bson:"lane,omitempty" json:"lane,omitempty"`
+	// Runs is the execution tracker: every attempt of the execute step,
+	// by RunKey, with the worker and host that ran it and how it ended.
+	// RunList gives them in order; staff see them in the API.
+	Runs map[string]Run `bson:"runs,omitempty" json:"-"`
+	// SupersededBy is the newer submission that superseded this one.
+	SupersededBy string `bson:"superseded_by,omitempty" json:"superseded_by,omitempty"`
 	// Uploading is set while the request that created the submission stores
 	// its files; only that request starts the workflow, once they are all in.
 	Uploading bool `bson:"uploading,omitempty" json:"-"`
+}
+
+// Run is one attempt of the execute step in the tracker (contract.Run).
+type Run struct {
+	ActivityID string          `bson:"activity_id" json:"activity_id"`
+	Attempt    int             `bson:"attempt" json:"attempt"`
+	Worker     string          `bson:"worker" json:"worker"`
+	Host       string          `bson:"host" json:"host"`
+	Started    time.Time       `bson:"started" json:"started"`
+	Ended      *time.Time      `bson:"ended,omitempty" json:"ended,omitempty"`
+	End        contract.RunEnd `bson:"end,omitempty" json:"end,omitempty"`
+}
+
+// RunKey is a run's key in Submission.Runs: its step and attempt.
+func RunKey(activityID string, attempt int) string { return fmt.Sprintf("s%s-a%d", activityID, attempt) }
+
+// RunList returns the submission's runs in order: by start, then step and attempt.
+func (s Submission) RunList() []contract.Run {
+	out := make([]contract.Run, 0, len(s.Runs))
+	for _, r := range s.Runs {
+		out = append(out, contract.Run(r))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.Started.Equal(b.Started) {
+			return a.Started.Before(b.Started)
+		}
+		if a.ActivityID != b.ActivityID {
+			return a.ActivityID < b.ActivityID
+		}
+		return a.Attempt < b.Attempt
+	})
+	return out
 }
 
 // File names in GridFS. Each embeds the submission ID or assignment name.
@@ -205,6 +246,7 @@ type assignmentDoc struct {
 	Tests            []testDoc  `bson:"tests,omitempty"`
 	DueAt            *time.Time `bson:"due_at,omitempty"`
 	Image            string     `bson:"image,omitempty"`
+	Supersede        bool       `bson:"supersede,omitempty"`
 	UpdatedAt        time.Time  `bson:"updated_at"`
 }
 
@@ -214,7 +256,7 @@ func assignmentToDoc(a contract.Assignment) assignmentDoc {
 		MemoryMB: a.MemoryMB, CPUs: a.CPUs, ForbiddenModules: a.ForbiddenModules, Compare: a.Compare,
 		Points: a.Points, Mapper: a.Mapper, Reducer: a.Reducer, Combiner: a.Combiner, MainClass: a.MainClass,
 		WebhookURL: a.WebhookURL, ShowExpected: a.ShowExpected, InputFiles: a.InputFiles, ExpectedFiles: a.ExpectedFiles, UpdatedAt: a.UpdatedAt,
-		Tests: testsToDoc(a.Tests), DueAt: a.DueAt, Image: a.Image,
+		Tests: testsToDoc(a.Tests), DueAt: a.DueAt, Image: a.Image, Supersede: a.Supersede,
 	}
 }
 
@@ -224,7 +266,7 @@ func (d assignmentDoc) assignment() contract.Assignment {
 		MemoryMB: d.MemoryMB, CPUs: d.CPUs, ForbiddenModules: d.ForbiddenModules, Compare: d.Compare,
 		Points: d.Points, Mapper: d.Mapper, Reducer: d.Reducer, Combiner: d.Combiner, MainClass: d.MainClass,
 		WebhookURL: d.WebhookURL, ShowExpected: d.ShowExpected, InputFiles: d.InputFiles, ExpectedFiles: d.ExpectedFiles, UpdatedAt: d.UpdatedAt,
-		DueAt: d.DueAt, Image: d.Image, Tests: specs(d.Tests),
+		DueAt: d.DueAt, Image: d.Image, Tests: specs(d.Tests), Supersede: d.Supersede,
 	}
 }
 

@@ -54,6 +54,9 @@ var shapes = map[string]served{
 	"update submissions {_id,stage:$ne}":                                       {index: "_id"},
 	"findAndModify submissions {_id,stage:$ne}":                                {index: "_id"},
 	"findAndModify submissions {_id,uploading}":                                {index: "_id"},
+	"findAndModify submissions {_id,stage:$ne,status:$ne}":                     {index: "_id"},
+	"update submissions {_id,stage:$in,status}":                                {index: "_id"},
+	"update submissions {_id,status}":                                          {index: "_id"},
 	"findAndModify submissions {_id}":                                          {index: "_id"},
 	"delete submissions {_id}":                                                 {index: "_id"},
 	"find submissions {student} sort times.submitted:-1,_id:-1":                {index: "student_1_times.submitted_-1__id_-1"},
@@ -469,6 +472,27 @@ func workload(t *testing.T, st *Store, history []string) {
 	must(err)
 	must(st.Record(ctx, "live1", sub, contract.Grade{Status: contract.StatusGraded, Outcome: contract.OutcomePassed}, now))
 	_, err = st.ReadFile(ctx, a.ExpectedFiles[0], 1<<20)
+	must(err)
+
+	// The execution tracker: a claim, a dead attempt, a quarantine and its
+	// release; a claim that loses to a supersede.
+	_, err = st.CreateSubmission(ctx, Submission{ID: "live3", Assignment: "wl", Student: "s008", Files: []string{"mapper.py"}})
+	must(err)
+	for attempt := 1; attempt <= 2; attempt++ {
+		_, err = st.ClaimRun(ctx, "live3", contract.Run{ActivityID: "11", Attempt: attempt, Worker: "1@h", Host: "h", Started: now}, 1)
+		must(err)
+	}
+	ended := now.Add(time.Second)
+	must(st.CloseRun(ctx, "live3", contract.Run{ActivityID: "11", Attempt: 1, Ended: &ended, End: contract.RunFailed}))
+	_, err = st.ReleaseQuarantined(ctx, "live3", now)
+	must(err)
+	_, err = st.CreateSubmission(ctx, Submission{ID: "live4", Assignment: "wl", Student: "s008", Files: []string{"mapper.py"}})
+	must(err)
+	newer, err := st.Submission(ctx, "live4")
+	must(err)
+	_, err = st.SupersedeEarlier(ctx, newer, now)
+	must(err)
+	_, err = st.ClaimRun(ctx, "live3", contract.Run{ActivityID: "11", Attempt: 3, Started: now}, 0)
 	must(err)
 
 	// Regrades, listings and a rolled-back upload.
