@@ -93,7 +93,9 @@ type Run struct {
 }
 
 // RunKey is a run's key in Submission.Runs: its step and attempt.
-func RunKey(activityID string, attempt int) string { return fmt.Sprintf("s%s-a%d", activityID, attempt) }
+func RunKey(activityID string, attempt int) string {
+	return fmt.Sprintf("s%s-a%d", activityID, attempt)
+}
 
 // RunList returns the submission's runs in order: by start, then step and attempt.
 func (s Submission) RunList() []contract.Run {
