@@ -44,6 +44,9 @@ type Config struct {
 	HeartbeatEvery  time.Duration // how often execute heartbeats
 	NotifyTimeout   time.Duration // bound on telling the workflow a job started
 	RuntimeImages   []string      // images an assignment may name besides Image
+	// QuarantineAfter is how many execute attempts of a submission may die
+	// with their worker before it is quarantined; 0: never.
+	QuarantineAfter int
 }
 
 // DefaultConfig returns limits suitable for course-sized jobs.
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		SanityTimeout:   60 * time.Second,
 		HeartbeatEvery:  time.Second,
 		NotifyTimeout:   5 * time.Second,
+		QuarantineAfter: 3,
 	}
 }
 
@@ -82,6 +86,10 @@ type Submissions interface {
 	Submission(ctx context.Context, id string) (store.Submission, error)
 	MarkStage(ctx context.Context, id string, m store.Mark) error
 	MarkExecuteEnded(ctx context.Context, id string, at time.Time) error
+	// ClaimRun starts an execute attempt in the execution tracker (and
+	// moves the submission to running); CloseRun ends it.
+	ClaimRun(ctx context.Context, id string, r contract.Run, quarantineAfter int) (store.ClaimResult, error)
+	CloseRun(ctx context.Context, id string, r contract.Run) error
 	// MarkTest records one finished test of a job that still runs.
 	MarkTest(ctx context.Context, id string, t contract.TestResult) error
 	Record(ctx context.Context, id string, owner store.Submission, g contract.Grade, at time.Time) error
@@ -116,6 +124,9 @@ type Activities struct {
 	// labels every container (sandbox.LabelNamespace), so that another
 	// stack's janitor on the same engine leaves them alone.
 	NamespaceID string
+	// Worker and Host name this worker process (its Temporal identity) and
+	// its host in the execution tracker.
+	Worker, Host string
 
 	inputs   inputCache
 	jobs     jobHandoff

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/gradeflow/gradeflow/activities/datacache"
 	"github.com/gradeflow/gradeflow/contract"
@@ -25,13 +27,74 @@ import (
 // result is the student outcome time_limit_exceeded, which is final. When
 // the activity is canceled, or its worker stops, the container is killed.
 // The job's part-* files are stored in GridFS for the compare step.
+//
+// Each attempt first claims its submission in the execution tracker
+// (store.ClaimRun), which records the worker and host that run it. A
+// submission that a newer one superseded is declined (contract.Superseded),
+// and so is one whose earlier attempts killed their workers
+// Config.QuarantineAfter times (contract.Quarantined): it is not run again
+// until staff release it. The attempt's run is closed with how it ended;
+// one that never closes was on a worker that died.
 func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.Execution, error) {
 	info := activity.GetInfo(ctx)
 	log := activity.GetLogger(ctx)
 	id := plan.SubmissionID
-	if err := a.Submissions.MarkStage(ctx, id, store.Mark{Stage: contract.StageRunning, Activity: "execute", Attempt: int(info.Attempt), At: time.Now()}); err != nil {
+	run := contract.Run{ActivityID: info.ActivityID, Attempt: int(info.Attempt), Worker: a.Worker, Host: a.Host, Started: time.Now().UTC()}
+	claim, err := a.Submissions.ClaimRun(ctx, id, run, a.Config.QuarantineAfter)
+	if err != nil {
 		return contract.Execution{}, err
 	}
+	switch claim.Claim {
+	case store.ClaimSuperseded:
+		log.Info("execute declined: superseded", "submission_id", id, "superseded_by", claim.SupersededBy)
+		return contract.Execution{}, contract.NewSuperseded(id, claim.SupersededBy)
+	case store.ClaimQuarantined:
+		log.Warn("execute declined: quarantined", "submission_id", id, "dead_attempts", claim.Dead)
+		return contract.Execution{}, contract.NewQuarantined(id, claim.Dead, claim.Runs)
+	}
+	log.Info("execute attempt started", "submission_id", id, "attempt", run.Attempt, "worker", run.Worker, "host", run.Host, "dead_attempts", claim.Dead)
+	exec, err := a.execute(ctx, plan)
+	if !claim.Tracked {
+		return exec, err
+	}
+	ended := time.Now().UTC()
+	run.Ended, run.End = &ended, runEnd(err)
+	// The end is written even when the attempt was canceled: an attempt
+	// without one counts as a worker death.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if cerr := a.Submissions.CloseRun(cctx, id, run); cerr != nil {
+		log.Warn("execute run not closed", "submission_id", id, "error", cerr)
+	}
+	if err == nil {
+		exec.Runs = claim.Runs
+		for i, r := range exec.Runs {
+			if r.ActivityID == run.ActivityID && r.Attempt == run.Attempt {
+				exec.Runs[i] = run
+			}
+		}
+	}
+	return exec, err
+}
+
+// runEnd is how an attempt that returned err ended.
+func runEnd(err error) contract.RunEnd {
+	switch {
+	case err == nil:
+		return contract.RunCompleted
+	case contract.IsFailure(err, contract.StudentFailure):
+		return contract.RunStudent
+	case errors.Is(err, context.Canceled) || temporal.IsCanceledError(err):
+		return contract.RunCanceled
+	}
+	return contract.RunFailed
+}
+
+// execute is one claimed attempt of Execute.
+func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.Execution, error) {
+	info := activity.GetInfo(ctx)
+	log := activity.GetLogger(ctx)
+	id := plan.SubmissionID
 	defer a.notify(ctx, info.WorkflowExecution.ID, contract.StageRunning)()
 	// An earlier attempt whose worker died may have left its container on
 	// this engine; it must not run beside this one.

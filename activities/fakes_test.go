@@ -35,6 +35,7 @@ type fakeStore struct {
 	tests       []contract.TestResult // MarkTest calls
 	fail        error                 // when set, every call fails with it (MongoDB down)
 	delay       time.Duration         // when set, each file transfer takes this long (a slow link)
+	claim       *store.ClaimResult    // when set, ClaimRun answers it
 }
 
 func newFakeStore() *fakeStore {
@@ -176,6 +177,59 @@ func (f *fakeStore) MarkTest(_ context.Context, _ string, t contract.TestResult)
 	defer f.mu.Unlock()
 	f.tests = append(f.tests, t)
 	return f.fail
+}
+
+// ClaimRun is the store's claim on the fake's submissions: refused when
+// superseded, quarantined after quarantineAfter open earlier attempts. It
+// marks the stage running as the store does.
+func (f *fakeStore) ClaimRun(_ context.Context, id string, r contract.Run, quarantineAfter int) (store.ClaimResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.ClaimResult{}, f.fail
+	}
+	if f.claim != nil {
+		return *f.claim, nil
+	}
+	sub, ok := f.subs[id]
+	if !ok {
+		f.marks = append(f.marks, store.Mark{Stage: contract.StageRunning, Activity: "execute", Attempt: r.Attempt, At: r.Started})
+		return store.ClaimResult{Claim: store.Claimed}, nil
+	}
+	if sub.Status == contract.StatusSuperseded {
+		return store.ClaimResult{Claim: store.ClaimSuperseded, SupersededBy: sub.SupersededBy}, nil
+	}
+	if sub.Runs == nil {
+		sub.Runs = map[string]store.Run{}
+	}
+	sub.Runs[store.RunKey(r.ActivityID, r.Attempt)] = store.Run(r)
+	res := store.ClaimResult{Claim: store.Claimed, Tracked: true, Runs: sub.RunList()}
+	for _, run := range res.Runs {
+		if run.Dead(r.ActivityID, r.Attempt) {
+			res.Dead++
+		}
+	}
+	if quarantineAfter > 0 && res.Dead >= quarantineAfter {
+		sub.Status, sub.Stage = contract.StatusQuarantined, contract.StageQuarantined
+		res.Claim, res.Tracked = store.ClaimQuarantined, false
+	} else {
+		sub.Stage = contract.StageRunning
+		f.marks = append(f.marks, store.Mark{Stage: contract.StageRunning, Activity: "execute", Attempt: r.Attempt, At: r.Started})
+	}
+	f.subs[id] = sub
+	return res, nil
+}
+
+func (f *fakeStore) CloseRun(_ context.Context, id string, r contract.Run) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if sub, ok := f.subs[id]; ok {
+		sub.Runs[store.RunKey(r.ActivityID, r.Attempt)] = store.Run(r)
+	}
+	return nil
 }
 
 func (f *fakeStore) MarkExecuteEnded(context.Context, string, time.Time) error {

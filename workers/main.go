@@ -87,6 +87,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Int64(&cfg.Activities.InputCacheBytes, "input-cache-bytes", "GRADEFLOW_INPUT_CACHE_BYTES", def.InputCacheBytes, "bytes of assignment input kept on this host")
 	l.Duration(&cfg.Activities.HeartbeatEvery, "heartbeat-every", "GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery, "execute heartbeat interval")
 	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
+	l.Int(&cfg.Activities.QuarantineAfter, "quarantine-after", "GRADEFLOW_QUARANTINE_AFTER", def.QuarantineAfter, "execute attempts of a submission that may die with their worker before it is quarantined (0: never)")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.Secret(&cfg.WebhookSecret, "GRADEFLOW_WEBHOOK_SECRET")
 	l.WebhookAllowPrivate(&cfg.WebhookAllowPrivate)
@@ -112,6 +113,10 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.JanitorEvery > 0, "GRADEFLOW_JANITOR_EVERY: must be positive")
 	l.Check(cfg.BeatEvery > 0, "GRADEFLOW_BEAT_EVERY: must be positive")
 	l.Check(cfg.Activities.InputCacheBytes > 0, "GRADEFLOW_INPUT_CACHE_BYTES: must be positive")
+	// The workflow's execute retries (contract.DefaultExecuteAttempts)
+	// must outlast the deaths, or the step fails before it is quarantined.
+	l.Check(cfg.Activities.QuarantineAfter >= 0 && cfg.Activities.QuarantineAfter < int(contract.DefaultExecuteAttempts),
+		"GRADEFLOW_QUARANTINE_AFTER: must be between 0 (never) and %d", contract.DefaultExecuteAttempts-1)
 	l.Check(cfg.Activities.HeartbeatEvery > 0, "GRADEFLOW_HEARTBEAT_EVERY: must be positive")
 	if err := l.Err(); err != nil {
 		return Config{}, err

@@ -62,6 +62,8 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		Files:       st,
 		Submissions: st,
 		NamespaceID: nsID,
+		Worker:      identity,
+		Host:        host,
 		Config:      cfg.Activities,
 		HTTP:        webhook.NewClient(cfg.WebhookSecret, 10*time.Second, cfg.WebhookAllowPrivate),
 		Notify: func(ctx context.Context, workflowID string, stage contract.Stage) error {
