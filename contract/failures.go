@@ -32,9 +32,21 @@ const (
 	Quarantined = "Quarantined"
 )
 
-// NewSuperseded returns the execute step's refusal of a superseded submission.
+// NewSuperseded returns the execute step's refusal of a superseded
+// submission; its details are the newer submission's ID.
 func NewSuperseded(id, by string) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("submission %s is superseded by %s", id, by), Superseded, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("submission %s is superseded by %s", id, by), Superseded, nil, by)
+}
+
+// AsSuperseded reports whether err is a Superseded refusal, and by which
+// submission.
+func AsSuperseded(err error) (by string, ok bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != Superseded {
+		return "", false
+	}
+	_ = appErr.Details(&by)
+	return by, true
 }
 
 // NewQuarantined returns the execute step's refusal of a submission whose

@@ -18,6 +18,7 @@ import (
 var stageOrder = map[contract.Stage]int{
 	contract.StageSubmitted: 0, contract.StageSanity: 1, contract.StageQueued: 2, contract.StageRunning: 3,
 	contract.StageComparing: 4, contract.StageRecording: 5, contract.StageDone: 6,
+	contract.StageQuarantined: 2, // waits like a queued one: only running moves it on
 }
 
 // Submission grades one submission: sanity check, execute, compare, record.
@@ -56,6 +57,20 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 	})
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		contract.SearchAssignment.ValueSet(in.Assignment), contract.SearchStudent.ValueSet(in.Student))
+	// A newer submission of the same student that supersedes this one
+	// (the intake signals it only while this one has not started
+	// executing) cancels the steps before execution at once, so that it
+	// leaves the queue; without the signal nothing changes.
+	work, cancelWork := workflow.WithCancel(ctx)
+	defer cancelWork()
+	supersede := workflow.GetSignalChannel(ctx, contract.SignalSupersede)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var by string
+		if supersede.Receive(ctx, &by) {
+			g.supersededBy = by
+			cancelWork()
+		}
+	})
 
 	g.advance(ctx, contract.StageSanity)
 	var plan contract.Plan
@@ -65,24 +80,38 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 		startToClose: 3 * time.Minute,
 		heartbeat:    in.HeartbeatTimeout,
 		attempts:     10,
-	}.options(ctx), contract.ActivitySanity, g.req).Get(ctx, &plan)
+	}.options(work), contract.ActivitySanity, g.req).Get(work, &plan)
 	if err != nil {
 		return g.finish(ctx, err)
 	}
 	g.maxScore = plan.Config.Points
+	if g.supersededBy != "" {
+		return g.finish(ctx, temporal.NewCanceledError())
+	}
 
 	g.advance(ctx, contract.StageQueued)
 	// The tests' limits together (one limit in the single-test form), and
 	// a JVM start per test.
 	limit := plan.Config.TotalTimeLimit()
 	var exec contract.Execution
-	err = workflow.ExecuteActivity(step{
-		activity:     contract.ActivityExecute,
-		summary:      fmt.Sprintf("execute: %s job, limit %s", plan.Runtime, limit),
-		startToClose: limit + 2*time.Minute + time.Duration(len(plan.Config.Tests))*5*time.Second,
-		heartbeat:    in.HeartbeatTimeout,
-		attempts:     in.ExecuteAttempts,
-	}.options(ctx), contract.ActivityExecute, plan).Get(ctx, &exec)
+	release := workflow.GetSignalChannel(ctx, contract.SignalRelease)
+	for {
+		err = workflow.ExecuteActivity(step{
+			activity:     contract.ActivityExecute,
+			summary:      fmt.Sprintf("execute: %s job, limit %s", plan.Runtime, limit),
+			startToClose: limit + 2*time.Minute + time.Duration(len(plan.Config.Tests))*5*time.Second,
+			heartbeat:    in.HeartbeatTimeout,
+			attempts:     in.ExecuteAttempts,
+		}.options(work), contract.ActivityExecute, plan).Get(work, &exec)
+		if !contract.IsFailure(err, contract.Quarantined) {
+			break
+		}
+		// Its attempts killed their workers: held for staff, then run as
+		// a new step (a fresh count of deaths).
+		if err = g.quarantine(work, release); err != nil {
+			break
+		}
+	}
 	if err != nil {
 		return g.finish(ctx, err)
 	}
@@ -109,6 +138,33 @@ type grading struct {
 	stage      contract.StageInfo
 	maxScore   float64
 	runSeconds float64 // the job's run time, once it ran
+	// supersededBy is the newer submission that superseded this one.
+	supersededBy string
+}
+
+// quarantine holds a submission whose execute attempts killed their
+// workers until staff release it (SignalRelease), in stage quarantined:
+// the query, the GradeflowStage search attribute (and the read model,
+// written by the execute step) show it. It returns a cancellation error
+// if the workflow is canceled meanwhile.
+func (g *grading) quarantine(ctx workflow.Context, release workflow.ReceiveChannel) error {
+	log := workflow.GetLogger(ctx)
+	log.Warn("quarantined: execute attempts killed their workers", "submission_id", g.req.SubmissionID)
+	g.stage = contract.StageInfo{Stage: contract.StageQuarantined, Since: workflow.Now(ctx)}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.SearchStage.ValueSet(string(contract.StageQuarantined)))
+	var by string
+	released := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(release, func(c workflow.ReceiveChannel, _ bool) { released = c.ReceiveAsync(&by) })
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	sel.Select(ctx)
+	if !released {
+		return temporal.NewCanceledError("canceled while quarantined")
+	}
+	log.Info("released from quarantine", "submission_id", g.req.SubmissionID, "released_by", by)
+	g.stage = contract.StageInfo{Stage: contract.StageQueued, Since: workflow.Now(ctx)}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.SearchStage.ValueSet(string(contract.StageQueued)))
+	return nil
 }
 
 // advance moves to stage s, unless the workflow is already past it.
@@ -122,6 +178,15 @@ func (g *grading) advance(ctx workflow.Context, s contract.Stage) {
 
 // finish turns a failed step into the submission's final state.
 func (g *grading) finish(ctx workflow.Context, err error) (contract.Result, error) {
+	if by, ok := contract.AsSuperseded(err); ok || g.supersededBy != "" {
+		if g.supersededBy != "" {
+			by = g.supersededBy
+		}
+		return g.record(ctx, contract.Grade{
+			Status: contract.StatusSuperseded, MaxScore: g.maxScore,
+			Feedback: fmt.Sprintf("superseded by your newer submission %s before it ran: not graded, not counted", by),
+		})
+	}
 	if v, ok := contract.AsStudentFailure(err); ok {
 		return g.record(ctx, contract.Grade{
 			Status: contract.StatusGraded, Outcome: v.Outcome, Score: 0, MaxScore: max(g.maxScore, v.MaxScore),
