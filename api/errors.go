@@ -29,6 +29,7 @@ const (
 	codeConflict         = "conflict"
 	codeInProgress       = "in_progress"
 	codeAlreadyDone      = "already_done"
+	codeNotQuarantined   = "not_quarantined"
 	codeRateLimited      = "rate_limited"
 	codeUnavailable      = "unavailable"
 	codeTimeout          = "timeout"

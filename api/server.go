@@ -90,6 +90,7 @@ func (s *server) routes() []route {
 		{method: http.MethodGet, path: "/v1/submissions/{id}", access: accessPortal, handler: s.getSubmission},
 		{method: http.MethodGet, path: "/v1/submissions/{id}/results.json", access: accessPortal, handler: s.resultsJSON},
 		{method: http.MethodPost, path: "/v1/submissions/{id}/cancel", access: accessPortal, handler: s.cancelSubmission},
+		{method: http.MethodPost, path: "/v1/submissions/{id}/release", access: accessStaff, handler: s.releaseSubmission},
 		{method: http.MethodPost, path: "/v1/submissions/{id}/regrade", access: accessStaff, handler: s.regradeSubmission},
 		{method: http.MethodGet, path: "/v1/queue", access: accessPortal, handler: s.getQueue},
 

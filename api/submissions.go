@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/intake"
@@ -48,6 +49,9 @@ type submissionView struct {
 	StatusURL       string   `json:"status_url"`
 	// Created is set on the answer to a POST that found the ID taken.
 	Created *bool `json:"created,omitempty"`
+	// Runs are the execute step's attempts, with the worker and host of
+	// each (the execution tracker); staff only.
+	Runs []contract.Run `json:"runs,omitempty"`
 }
 
 func statusURL(id string) string { return "/v1/submissions/" + id }
@@ -189,6 +193,9 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 		return submissionView{}, err
 	}
 	v := submissionView{Submission: sub, StatusURL: statusURL(sub.ID)}
+	if isStaff(ctx) {
+		v.Runs = sub.RunList()
+	}
 	switch sub.Stage {
 	case contract.StageSubmitted, contract.StageSanity, contract.StageQueued:
 	default:
@@ -356,6 +363,35 @@ func (s *server) cancelSubmission(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{
 		"id": sub.ID, "workflow_id": sub.WorkflowID, "status": "cancel_requested", "status_url": statusURL(sub.ID),
+	})
+}
+
+// releaseSubmission releases a quarantined submission: its workflow runs
+// the execute step again, with a fresh count of worker deaths. The signal
+// goes first; the read model is moved back to queued only while it still
+// says quarantined, so the new attempt's own claim is never undone.
+func (s *server) releaseSubmission(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sub, err := s.store.Submission(ctx, mux.Vars(r)["id"])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if sub.Status != contract.StatusQuarantined {
+		s.fail(w, r, errorf(http.StatusConflict, codeNotQuarantined, "submission %s is not quarantined (%s)", sub.ID, sub.Status))
+		return
+	}
+	if err := s.temporal.SignalWorkflow(ctx, sub.WorkflowID, "", contract.SignalRelease, "staff"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.store.ReleaseQuarantined(ctx, sub.ID, time.Now()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("released from quarantine", zap.String("submission_id", sub.ID))
+	writeJSON(w, http.StatusAccepted, map[string]string{
+		"id": sub.ID, "workflow_id": sub.WorkflowID, "status": "released", "status_url": statusURL(sub.ID),
 	})
 }
 

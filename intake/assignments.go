@@ -40,6 +40,7 @@ type assignmentConfig struct {
 	Tests            []testConfig `json:"tests"`
 	DueAt            *time.Time   `json:"due_at"`
 	Image            string       `json:"image"`
+	Supersede        bool         `json:"supersede"`
 }
 
 // testConfig is one test as staff write it (contract.TestSpec without the
@@ -84,7 +85,7 @@ func DecodeAssignment(raw []byte, name string) (contract.Assignment, error) {
 		MemoryMB: c.MemoryMB, CPUs: c.CPUs, ForbiddenModules: c.ForbiddenModules, Compare: c.Compare,
 		Points: c.Points, Mapper: c.Mapper, Reducer: c.Reducer, Combiner: c.Combiner,
 		MainClass: c.MainClass, WebhookURL: c.WebhookURL, ShowExpected: c.ShowExpected,
-		Tests: testSpecs(c.Tests), DueAt: c.DueAt, Image: c.Image,
+		Tests: testSpecs(c.Tests), DueAt: c.DueAt, Image: c.Image, Supersede: c.Supersede,
 	}, nil
 }
 
@@ -244,7 +245,7 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 	if err != nil {
 		return contract.Assignment{}, false, err
 	}
-	s.known.add(a.Name, s.now())
+	s.known.add(stored, s.now())
 	return stored, isNew, nil
 }
 
@@ -352,7 +353,7 @@ func (s *Service) putTests(ctx context.Context, a contract.Assignment, up Assign
 	if err != nil {
 		return contract.Assignment{}, false, err
 	}
-	s.known.add(a.Name, s.now())
+	s.known.add(stored, s.now())
 	return stored, isNew, nil
 }
 

@@ -121,6 +121,7 @@ type Submission struct {
 	Student    string
 	Files      map[string][]byte // relative path → content
 	Lane       string            // contract.LaneLive (empty) or contract.LaneRegrade
+	regrade    bool              // a regrade's copy: it supersedes nothing
 }
 
 // Submitted is an accepted submission.
@@ -200,6 +201,9 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 		ID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Files: names, WorkflowID: contract.WorkflowID(sub.ID),
 		Lane: sub.Lane,
 	}
+	// Submissions of the student made after this instant are newer than
+	// this one: it never supersedes them.
+	before := s.now()
 	// A second try follows only the removal of an abandoned upload.
 	for range 2 {
 		created, err := s.store.CreateSubmission(ctx, doc)
@@ -207,7 +211,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 			return Submitted{}, err
 		}
 		if created {
-			return s.upload(ctx, sub)
+			return s.upload(ctx, sub, before)
 		}
 		got, found, err := s.Resume(ctx, sub)
 		if err != nil || found {
@@ -219,7 +223,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 
 // upload stores a created submission's files, marks them complete and
 // starts its workflow, removing everything again if any of it fails.
-func (s *Service) upload(ctx context.Context, sub Submission) (Submitted, error) {
+func (s *Service) upload(ctx context.Context, sub Submission, submittedBefore time.Time) (Submitted, error) {
 	undo := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -244,7 +248,33 @@ func (s *Service) upload(ctx context.Context, sub Submission) (Submitted, error)
 		undo()
 		return Submitted{}, err
 	}
+	if !sub.regrade && sub.Lane != contract.LaneRegrade && s.known.supersedes(sub.Assignment) {
+		s.supersede(ctx, sub, submittedBefore)
+	}
 	return Submitted{ID: sub.ID, WorkflowID: run.GetID(), Run: run, Created: true}, nil
+}
+
+// supersede marks the student's earlier submissions of the assignment that
+// have not started executing as superseded by sub (an assignment with
+// supersede on), and signals their workflows so that they leave the queue
+// at once. sub is accepted already: a failure here is logged, and a
+// superseded submission whose signal is lost is still declined by its
+// execute step.
+func (s *Service) supersede(ctx context.Context, sub Submission, before time.Time) {
+	log := s.opts.Log.With(zap.String("submission_id", sub.ID))
+	ids, err := s.store.SupersedeEarlier(ctx, store.Submission{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment,
+		Times: store.Times{Submitted: &before}}, s.now())
+	if err != nil {
+		log.Warn("supersede earlier submissions", zap.Error(err))
+	}
+	for _, id := range ids {
+		if err := s.temporal.SignalWorkflow(ctx, contract.WorkflowID(id), "", contract.SignalSupersede, sub.ID); err != nil {
+			log.Warn("signal superseded submission", zap.String("superseded", id), zap.Error(err))
+		}
+	}
+	if len(ids) > 0 {
+		log.Info("superseded earlier submissions", zap.Strings("superseded", ids))
+	}
 }
 
 // Resume finds the submission that has sub.ID, if any (found false
@@ -336,7 +366,7 @@ func (s *Service) regrade(ctx context.Context, old store.Submission, lane string
 		if !contract.ValidID(rid) {
 			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
 		}
-		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files, Lane: lane})
+		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files, Lane: lane, regrade: true})
 		if errors.Is(err, ErrBusy) {
 			n++
 			continue
@@ -363,11 +393,19 @@ func (s *Service) regrade(ctx context.Context, old store.Submission, lane string
 // staff remove one from the database by hand.
 const knownTTL = time.Minute
 
-// knownAssignments remembers assignment names seen to exist, sparing each
-// submission a lookup.
+// knownAssignments remembers assignment names seen to exist, and whether
+// they have supersede on, sparing each submission a lookup.
 type knownAssignments struct {
-	mu    sync.Mutex
-	until map[string]time.Time
+	mu        sync.Mutex
+	until     map[string]time.Time
+	supersede map[string]bool
+}
+
+// supersedes reports whether the assignment, as last seen, has supersede on.
+func (k *knownAssignments) supersedes(name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.supersede[name]
 }
 
 func (k *knownAssignments) has(name string, now time.Time) bool {
@@ -376,13 +414,14 @@ func (k *knownAssignments) has(name string, now time.Time) bool {
 	return now.Before(k.until[name])
 }
 
-func (k *knownAssignments) add(name string, now time.Time) {
+func (k *knownAssignments) add(a contract.Assignment, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.until == nil {
-		k.until = map[string]time.Time{}
+		k.until, k.supersede = map[string]time.Time{}, map[string]bool{}
 	}
-	k.until[name] = now.Add(knownTTL)
+	k.until[a.Name] = now.Add(knownTTL)
+	k.supersede[a.Name] = a.Supersede
 }
 
 // assignmentExists fails with ErrUnknownAssignment unless the assignment exists.
@@ -391,11 +430,12 @@ func (s *Service) assignmentExists(ctx context.Context, name string) error {
 	if s.known.has(name, now) {
 		return nil
 	}
-	if _, err := s.store.Assignment(ctx, name); errors.Is(err, store.ErrNotFound) {
+	a, err := s.store.Assignment(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("assignment %q: %w", name, ErrUnknownAssignment)
 	} else if err != nil {
 		return err
 	}
-	s.known.add(name, now)
+	s.known.add(a, now)
 	return nil
 }

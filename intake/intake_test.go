@@ -48,12 +48,13 @@ func TestCheck(t *testing.T) {
 
 func TestDecodeAssignment(t *testing.T) {
 	tests := []struct {
-		name    string
-		raw     string
-		urlName string
-		want    string // the decoded name; "" when an error is wanted
-		field   string
-		problem Problem
+		name      string
+		raw       string
+		urlName   string
+		want      string // the decoded name; "" when an error is wanted
+		field     string
+		problem   Problem
+		supersede bool
 	}{
 		{name: "file names itself", raw: `{"name":"wc","points":10}`, want: "wc"},
 		{name: "URL names it", raw: `{"points":10}`, urlName: "wc", want: "wc"},
@@ -64,12 +65,14 @@ func TestDecodeAssignment(t *testing.T) {
 		{name: "wrong type", raw: `{"points":"many"}`, urlName: "wc", field: "points", problem: Invalid},
 		{name: "unknown field", raw: `{"pionts":3}`, urlName: "wc", field: "pionts", problem: Invalid},
 		{name: "files are not configuration", raw: `{"input_files":["x"]}`, urlName: "wc", field: "input_files", problem: Invalid},
+		{name: "supersede on", raw: `{"points":10,"supersede":true}`, urlName: "wc", want: "wc", supersede: true},
+		{name: "supersede is a boolean", raw: `{"supersede":"yes"}`, urlName: "wc", field: "supersede", problem: Invalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, err := DecodeAssignment([]byte(tt.raw), tt.urlName)
 			if tt.want != "" {
-				if err != nil || a.Name != tt.want {
+				if err != nil || a.Name != tt.want || a.Supersede != tt.supersede {
 					t.Fatalf("decoded %+v, %v; want name %s", a, err, tt.want)
 				}
 				return
