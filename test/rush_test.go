@@ -16,11 +16,15 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
 )
 
 // TestQuarantineAfterWorkerDeaths grades a submission built to kill
@@ -159,6 +163,7 @@ func TestQuarantineAfterWorkerDeaths(t *testing.T) {
 	if k := countCompleted(t, ctx, id, contract.ActivityExecute); k != 1 {
 		t.Errorf("Execute completed %d times, want 1", k)
 	}
+	recordPath(t, ctx, id, "quarantined")
 }
 
 // TestSupersede: with the one execution slot busy, a student submits
@@ -238,6 +243,31 @@ func TestSupersede(t *testing.T) {
 	}
 	if k := countCompleted(t, ctx, older, contract.ActivityExecute); k != 0 {
 		t.Errorf("older: Execute completed %d times, want 0", k)
+	}
+	recordPath(t, ctx, older, "superseded")
+}
+
+// recordPath replays a finished workflow's history against the current
+// workflow code and, with GRADEFLOW_RECORD_HISTORIES=DIR, writes it to
+// DIR/<name>.history.json, as TestWorkflowPaths does for the other paths.
+func recordPath(t *testing.T, ctx context.Context, id, name string) {
+	t.Helper()
+	hist := history(t, ctx, id)
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.Submission, workflow.RegisterOptions{Name: contract.WorkflowName})
+	if err := r.ReplayWorkflowHistory(nil, hist); err != nil {
+		t.Fatalf("replay %s: %v", name, err)
+	}
+	dir := os.Getenv("GRADEFLOW_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".history.json"), append(raw, '\n'), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

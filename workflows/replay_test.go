@@ -14,11 +14,14 @@ import (
 
 // recordedPaths is every way the workflow can end. testdata/v2 holds one
 // history of each, recorded on the real stack by the end-to-end test
-// TestWorkflowPaths (GRADEFLOW_RECORD_HISTORIES=workflows/testdata/v2).
+// TestWorkflowPaths (GRADEFLOW_RECORD_HISTORIES=workflows/testdata/v2);
+// superseded and quarantined (held, released, then graded) by
+// TestSupersede and TestQuarantineAfterWorkerDeaths the same way.
 var recordedPaths = []string{
 	"passed", "wrong_answer", "syntax_error", "forbidden_import", "compile_error", "invalid_submission",
 	"runtime_error", "time_limit_exceeded", "memory_limit_exceeded", "output_limit_exceeded",
 	"config_error", "infra_error", "canceled", "webhook",
+	"superseded", "quarantined",
 }
 
 // TestReplay replays histories recorded from real runs on the dev server
