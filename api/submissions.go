@@ -265,7 +265,20 @@ type cursor struct {
 // filtered listing, where listing everything would read the whole history.
 func (s *server) listSubmissions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("student") == "" && q.Get("assignment") == "" {
+	status := contract.Status(q.Get("status"))
+	switch {
+	case status == "":
+	case !isStaff(r.Context()):
+		s.fail(w, r, &apiError{Status: http.StatusForbidden, Code: codeForbidden, Msg: "listing by status is for staff tokens"})
+		return
+	case status != contract.StatusQuarantined:
+		s.fail(w, r, invalidField("status", "only %q: the status index serves the submissions held for staff", contract.StatusQuarantined))
+		return
+	case q.Get("student") != "" || q.Get("assignment") != "":
+		s.fail(w, r, invalidField("status", "lists on its own, without student or assignment"))
+		return
+	}
+	if q.Get("student") == "" && q.Get("assignment") == "" && status == "" {
 		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: codeMissingField, Field: "student",
 			Msg: "missing field: student (or assignment): listings are filtered by student, assignment or both"})
 		return
@@ -289,7 +302,7 @@ func (s *server) listSubmissions(w http.ResponseWriter, r *http.Request) {
 		after = store.PageCursor{Submitted: time.UnixMilli(c.Submitted).UTC(), ID: c.ID}
 	}
 	subs, err := s.store.ListSubmissions(r.Context(),
-		store.SubmissionFilter{Student: q.Get("student"), Assignment: q.Get("assignment")}, after, limit+1)
+		store.SubmissionFilter{Student: q.Get("student"), Assignment: q.Get("assignment"), Status: status}, after, limit+1)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -486,6 +486,14 @@ func TestListSubmissions(t *testing.T) {
 		wantError(t, e.get(portalToken, "/v1/submissions"+q), 400, codeInvalidField, "limit")
 	}
 	wantError(t, e.get(portalToken, "/v1/submissions?student=a&cursor=%21%21"), 400, codeInvalidField, "cursor")
+	// Staff list the quarantined submissions, on their own.
+	wantError(t, e.get(portalToken, "/v1/submissions?status=quarantined"), 403, codeForbidden, "")
+	wantError(t, e.get(staffToken, "/v1/submissions?status=graded"), 400, codeInvalidField, "status")
+	wantError(t, e.get(staffToken, "/v1/submissions?status=quarantined&student=bob"), 400, codeInvalidField, "status")
+	r := e.get(staffToken, "/v1/submissions?status=quarantined")
+	if r.status != 200 || !strings.Contains(string(r.body), `"submissions":[]`) {
+		t.Errorf("quarantined listing: %d %s, want an empty page", r.status, r.body)
+	}
 }
 
 func TestCancelSubmission(t *testing.T) {

@@ -28,6 +28,8 @@ var Indexes = []Index{
 		Serves: "a student's submissions of one assignment, newest first"},
 	{Collection: SubmissionsCollection, Keys: bson.D{{Key: "assignment", Value: 1}, {Key: "times.submitted", Value: -1}, {Key: "_id", Value: -1}},
 		Serves: "an assignment's submissions, newest first (staff)"},
+	{Collection: SubmissionsCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "times.submitted", Value: -1}, {Key: "_id", Value: -1}},
+		Serves: "the submissions of a status held for staff (quarantined), newest first"},
 	{Collection: SubmissionsCollection, Keys: bson.D{{Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}},
 		Serves: "the submissions in a stage (queue counts, positions, stage times)"},
 	{Collection: ExecutionsCollection, Keys: bson.D{{Key: "execute_started", Value: 1}},

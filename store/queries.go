@@ -14,10 +14,14 @@ import (
 	"github.com/gradeflow/gradeflow/contract"
 )
 
-// SubmissionFilter selects submissions by owner. Empty fields match all.
+// SubmissionFilter selects submissions by owner, or by status. Empty
+// fields match all.
 type SubmissionFilter struct {
 	Student    string
 	Assignment string
+	// Status selects by status; the status index serves it alone, for the
+	// few submissions held for staff (quarantined).
+	Status contract.Status
 }
 
 // PageCursor marks where a page of submissions ended: the last submission's
@@ -36,6 +40,9 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter, after P
 	}
 	if f.Assignment != "" {
 		filter = append(filter, bson.E{Key: "assignment", Value: f.Assignment})
+	}
+	if f.Status != "" {
+		filter = append(filter, bson.E{Key: "status", Value: f.Status})
 	}
 	if after.ID != "" {
 		filter = append(filter, bson.E{Key: "$or", Value: bson.A{

@@ -64,6 +64,8 @@ var shapes = map[string]served{
 	"find submissions {assignment,student} sort times.submitted:-1,_id:-1":     {index: "student_1_assignment_1_times.submitted_-1__id_-1"},
 	"find submissions {$or,assignment,student} sort times.submitted:-1,_id:-1": {index: "student_1_assignment_1_times.submitted_-1__id_-1"},
 	"find submissions {assignment} sort times.submitted:-1,_id:-1":             {index: "assignment_1_times.submitted_-1__id_-1"},
+	"find submissions {status} sort times.submitted:-1,_id:-1":                 {index: "status_1_times.submitted_-1__id_-1"},
+	"find submissions {$or,status} sort times.submitted:-1,_id:-1":             {index: "status_1_times.submitted_-1__id_-1"},
 	"aggregate submissions {stage}":                                            {index: "stage_1_times.queued_1"},
 	"aggregate submissions {stage,times.queued:$lt}":                           {index: "stage_1_times.queued_1"},
 	"find submissions {stage}":                                                 {index: "stage_1_times.queued_1"},
@@ -484,6 +486,13 @@ func workload(t *testing.T, st *Store, history []string) {
 	}
 	ended := now.Add(time.Second)
 	must(st.CloseRun(ctx, "live3", contract.Run{ActivityID: "11", Attempt: 1, Ended: &ended, End: contract.RunFailed}))
+	held, err := st.ListSubmissions(ctx, SubmissionFilter{Status: contract.StatusQuarantined}, PageCursor{}, 20)
+	must(err)
+	if len(held) != 1 {
+		t.Fatalf("quarantined listing: %d submissions, want 1", len(held))
+	}
+	_, err = st.ListSubmissions(ctx, SubmissionFilter{Status: contract.StatusQuarantined}, PageCursor{Submitted: *held[0].Times.Submitted, ID: held[0].ID}, 20)
+	must(err)
 	_, err = st.ReleaseQuarantined(ctx, "live3", now)
 	must(err)
 	_, err = st.CreateSubmission(ctx, Submission{ID: "live4", Assignment: "wl", Student: "s008", Files: []string{"mapper.py"}})

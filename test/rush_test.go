@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,13 @@ func TestQuarantineAfterWorkerDeaths(t *testing.T) {
 	if code, err := getJSON(base, staffToken, "/v1/submissions/"+id, &view); err != nil || code != http.StatusOK ||
 		view.Status != contract.StatusQuarantined || len(view.Runs) != n+1 || view.Runs[0].Worker != killed[0] {
 		t.Errorf("staff view: %d %v status %s runs %+v", code, err, view.Status, view.Runs)
+	}
+	var held struct {
+		Submissions []store.Submission `json:"submissions"`
+	}
+	if code, err := getJSON(base, staffToken, "/v1/submissions?status=quarantined", &held); err != nil || code != http.StatusOK ||
+		!slices.ContainsFunc(held.Submissions, func(s store.Submission) bool { return s.ID == id }) {
+		t.Errorf("staff listing of quarantined submissions: %d %v %+v, want %s in it", code, err, held.Submissions, id)
 	}
 	view.Runs = nil
 	if code, err := getJSON(base, portalToken, "/v1/submissions/"+id, &view); err != nil || code != http.StatusOK || view.Runs != nil {
