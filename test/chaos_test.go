@@ -107,7 +107,10 @@ func checkGradedOnce(t *testing.T, ctx context.Context, ids []string) {
 }
 
 // TestChaosExecuteWorkerKills SIGKILLs the execute worker again and again
-// while it runs jobs, replacing it each time.
+// while it runs jobs, replacing it each time. The replacements do not
+// quarantine (GRADEFLOW_QUARANTINE_AFTER=0): here the harness kills
+// workers at random, and a job caught by three kills in a row would
+// rightly be held for staff (TestQuarantineAfterWorkerDeaths tests that).
 func TestChaosExecuteWorkerKills(t *testing.T) {
 	kills := envInt("CHAOS_KILLS", 3)
 	executeMu.Lock()
@@ -128,7 +131,7 @@ func TestChaosExecuteWorkerKills(t *testing.T) {
 	for k := 0; k < kills; k++ {
 		stk.waitRunning(t, ctx, ids...)
 		executeWorker.Kill()
-		w, err := stk.startWorker(ctx, fmt.Sprintf("worker-execute-chaos-%d", k), "execute")
+		w, err := stk.startWorker(ctx, fmt.Sprintf("worker-execute-chaos-%d", k), "execute", "GRADEFLOW_QUARANTINE_AFTER=0")
 		if err != nil {
 			t.Fatal(err)
 		}
