@@ -116,6 +116,10 @@ type Activities struct {
 	// Notify, if set, signals the workflow when its job starts. It is best
 	// effort: the read model in the store is authoritative.
 	Notify Notifier
+	// NotifyRun, if set, signals the workflow each execute attempt's Run
+	// as it starts (best effort, like Notify), so that its history names
+	// the worker and host of every attempt.
+	NotifyRun func(ctx context.Context, workflowID string, r contract.Run) error
 	// HTTP delivers webhooks; build it with webhook.NewClient so that every
 	// delivery is signed. Without it, Webhook fails for assignments that
 	// have a webhook URL.
@@ -155,6 +159,30 @@ func (a *Activities) notify(ctx context.Context, workflowID string, stage contra
 		if err := a.Notify(ctx, workflowID, stage); err != nil {
 			log.Warn("stage signal not delivered", "workflow_id", workflowID, "stage", stage, "error", err)
 		}
+	})
+	return wg.Wait
+}
+
+// notifyRun sends r to the workflow concurrently with the step, like
+// notify, and returns the wait the step calls before it returns.
+func (a *Activities) notifyRun(ctx context.Context, workflowID, id string, r contract.Run) (wait func()) {
+	if a.NotifyRun == nil {
+		return func() {}
+	}
+	log := activity.GetLogger(ctx)
+	timeout := a.Config.NotifyTimeout
+	if timeout <= 0 {
+		timeout = DefaultConfig().NotifyTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer cancel()
+		if err := a.NotifyRun(ctx, workflowID, r); err != nil {
+			log.Warn("run signal not delivered", "workflow_id", workflowID, "error", err)
+			return
+		}
+		log.Info("execute run signalled", "submission_id", id, "attempt", r.Attempt)
 	})
 	return wg.Wait
 }

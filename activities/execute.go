@@ -53,6 +53,7 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		return contract.Execution{}, contract.NewQuarantined(id, claim.Dead, claim.Runs)
 	}
 	log.Info("execute attempt started", "submission_id", id, "attempt", run.Attempt, "worker", run.Worker, "host", run.Host, "dead_attempts", claim.Dead)
+	defer a.notifyRun(ctx, info.WorkflowExecution.ID, id, run)()
 	exec, err := a.execute(ctx, plan)
 	if !claim.Tracked {
 		return exec, err

@@ -75,6 +75,11 @@ const SignalStage = "stage"
 // newer submission's ID.
 const SignalSupersede = "supersede"
 
+// SignalRun is sent by the execute step as each attempt starts: its
+// payload is the attempt's Run (worker identity, host, attempt), so that
+// the workflow history holds every attempt, those whose worker died too.
+const SignalRun = "run"
+
 // SignalRelease is sent by staff (POST /v1/submissions/{id}/release) to a
 // quarantined submission: its execution is tried again, with a fresh count
 // of worker deaths. Its payload is who released it.

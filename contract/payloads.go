@@ -354,6 +354,8 @@ type WebhookRequest struct {
 type StageInfo struct {
 	Stage Stage
 	Since time.Time
+	// Runs are the execute attempts that signalled their start (SignalRun).
+	Runs []Run `json:",omitempty"`
 }
 
 // Result is the submission workflow's result: its submission and grade.

@@ -61,7 +61,9 @@ func TestQuarantineAfterWorkerDeaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := waitLogLine(ctx, w, "execute attempt started", id); err != nil {
+		// Killed once its attempt is in the tracker and its run signal in
+		// the history.
+		if err := waitLogLine(ctx, w, "execute run signalled", id); err != nil {
 			t.Fatal(err)
 		}
 		w.Kill()
@@ -170,6 +172,20 @@ func TestQuarantineAfterWorkerDeaths(t *testing.T) {
 	}
 	if k := countCompleted(t, ctx, id, contract.ActivityExecute); k != 1 {
 		t.Errorf("Execute completed %d times, want 1", k)
+	}
+	// And each attempt that ran signalled its worker and host as it
+	// started, the dead ones included.
+	signalled := runSignals(t, ctx, id)
+	if len(signalled) != n+1 {
+		t.Fatalf("history has %d run signals, want %d (the dead attempts and the last)", len(signalled), n+1)
+	}
+	for i, r := range signalled[:n] {
+		if r.Worker != killed[i] || r.Host != host {
+			t.Errorf("run signal %d: %+v, want worker %s on %s", i, r, killed[i], host)
+		}
+	}
+	if last := signalled[n]; last.Worker != freshID {
+		t.Errorf("last run signal %+v, want worker %s", last, freshID)
 	}
 	recordPath(t, ctx, id, "quarantined")
 }
@@ -359,6 +375,28 @@ func post(t *testing.T, base, token, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// runSignals decodes the SignalRun payloads in the submission's workflow
+// history, in order.
+func runSignals(t *testing.T, ctx context.Context, id string) []contract.Run {
+	t.Helper()
+	iter := stk.temporal.GetWorkflowHistory(ctx, contract.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out []contract.Run
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == contract.SignalRun {
+			var r contract.Run
+			if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // completedExecution decodes the result of the submission's completed

@@ -69,6 +69,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		Notify: func(ctx context.Context, workflowID string, stage contract.Stage) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalStage, stage)
 		},
+		NotifyRun: func(ctx context.Context, workflowID string, r contract.Run) error {
+			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalRun, r)
+		},
 	}
 	needsDocker := slices.Contains(cfg.Queues, contract.QueueSanity) || slices.Contains(cfg.Queues, contract.QueueExecute)
 	var dk *sandbox.Runner

@@ -42,7 +42,11 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 		},
 		stage: contract.StageInfo{Stage: contract.StageSubmitted, Since: workflow.Now(ctx)},
 	}
-	if err := workflow.SetQueryHandler(ctx, contract.QueryStage, func() (contract.StageInfo, error) { return g.stage, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryStage, func() (contract.StageInfo, error) {
+		s := g.stage
+		s.Runs = g.runs
+		return s, nil
+	}); err != nil {
 		return contract.Result{}, fmt.Errorf("register query: %w", err)
 	}
 	stageSignals := workflow.GetSignalChannel(ctx, contract.SignalStage)
@@ -53,6 +57,19 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 				return
 			}
 			g.advance(ctx, s)
+		}
+	})
+	// Each execute attempt signals its Run as it starts, so that the
+	// history names every attempt's worker and host; the workflow only
+	// keeps them.
+	runSignals := workflow.GetSignalChannel(ctx, contract.SignalRun)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r contract.Run
+			if !runSignals.Receive(ctx, &r) {
+				return
+			}
+			g.runs = append(g.runs, r)
 		}
 	})
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
@@ -140,6 +157,7 @@ type grading struct {
 	runSeconds float64 // the job's run time, once it ran
 	// supersededBy is the newer submission that superseded this one.
 	supersededBy string
+	runs         []contract.Run // the execute attempts signalled (SignalRun)
 }
 
 // quarantine holds a submission whose execute attempts killed their
