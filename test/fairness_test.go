@@ -36,7 +36,13 @@ func TestFairDispatchOrder(t *testing.T) {
 
 	// No execute worker while the burst queues up.
 	executeWorker.Terminate(30 * time.Second)
+	var oneSlot *proc
 	defer func() {
+		// The one-slot worker goes too: a second execute worker left
+		// running would take jobs the fault tests kill their worker for.
+		if oneSlot != nil {
+			oneSlot.Terminate(30 * time.Second)
+		}
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer rcancel()
 		w, err := stk.startWorker(rctx, "worker-execute-after-fairness", "execute")
@@ -114,7 +120,8 @@ func TestFairDispatchOrder(t *testing.T) {
 		return true, nil
 	})
 
-	if _, err := stk.startWorker(ctx, "worker-execute-one-slot", "execute", "GRADEFLOW_EXECUTE_SLOTS=1"); err != nil {
+	oneSlot, err := stk.startWorker(ctx, "worker-execute-one-slot", "execute", "GRADEFLOW_EXECUTE_SLOTS=1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, j := range jobs {
