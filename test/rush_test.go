@@ -229,8 +229,8 @@ func TestSupersede(t *testing.T) {
 		s, err := stk.store.Submission(ctx, older)
 		return err == nil && s.Stage == contract.StageQueued, err
 	})
-	gNewer := submitAs(newer, correct)
 	supersededAt := time.Now()
+	gNewer := submitAs(newer, correct)
 
 	var rOlder contract.Result
 	if err := gOlder.Run.Get(ctx, &rOlder); err != nil {
@@ -263,7 +263,7 @@ func TestSupersede(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Times.Completed != nil {
-		t.Logf("the superseded submission was recorded %.0f ms after the newer one was accepted", s.Times.Completed.Sub(supersededAt).Seconds()*1000)
+		t.Logf("the superseded submission was recorded %.0f ms after the newer one was submitted", s.Times.Completed.Sub(supersededAt).Seconds()*1000)
 	}
 	if s.Status != contract.StatusSuperseded || s.SupersededBy != newer || s.Stage != contract.StageDone || len(s.Runs) != 0 || s.Times.ExecuteStarted != nil {
 		t.Errorf("older in the read model: status %s by %q stage %s runs %d started %v; want superseded by %s, never run",
