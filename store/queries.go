@@ -139,19 +139,6 @@ func (s *Store) NextRegrade(ctx context.Context, id string) (int, error) {
 	return doc.Regrades, nil
 }
 
-// SetRegradeOf links submission id to the submission it regrades.
-func (s *Store) SetRegradeOf(ctx context.Context, id, of string) error {
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "regrade_of", Value: of}}}}
-	res, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update)
-	if err != nil {
-		return fmt.Errorf("link regrade %s of %s: %w", id, of, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("link regrade %s: submission %w", id, ErrNotFound)
-	}
-	return nil
-}
-
 // SubmissionFiles reads every file of a submission (those its document
 // names), keyed by relative path, failing with ErrTooLarge when they exceed
 // max bytes together.

@@ -475,9 +475,8 @@ func workload(t *testing.T, st *Store, history []string) {
 	n, err := st.NextRegrade(ctx, history[5])
 	must(err)
 	rid := fmt.Sprintf("%s-r%d", history[5], n)
-	_, err = st.CreateSubmission(ctx, Submission{ID: rid, Assignment: "a5", Student: "s005", Files: []string{"mapper.py"}})
+	_, err = st.CreateSubmission(ctx, Submission{ID: rid, Assignment: "a5", Student: "s005", Files: []string{"mapper.py"}, RegradeOf: history[5]})
 	must(err)
-	must(st.SetRegradeOf(ctx, rid, history[5]))
 	for _, f := range []SubmissionFilter{{Student: "s005"}, {Student: "s005", Assignment: "a5"}, {Assignment: "a5"}} {
 		page, err := st.ListSubmissions(ctx, f, PageCursor{}, 20)
 		must(err)

@@ -114,9 +114,14 @@ func TestFairDispatchOrder(t *testing.T) {
 		return true, nil
 	})
 
-	if _, err := stk.startWorker(ctx, "worker-execute-one-slot", "execute", "GRADEFLOW_EXECUTE_SLOTS=1"); err != nil {
+	// Stopped before the deferred restore: a worker left polling would
+	// take later tests' execute tasks (and their retries) from the one
+	// they watch.
+	oneSlot, err := stk.startWorker(ctx, "worker-execute-one-slot", "execute", "GRADEFLOW_EXECUTE_SLOTS=1")
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer oneSlot.Terminate(30 * time.Second)
 	for _, j := range jobs {
 		var res contract.Result
 		if err := j.run.Get(ctx, &res); err != nil {
