@@ -90,6 +90,7 @@ func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log 
 		ids[i] = s.ID
 	}
 	p.keepOnly(ids)
+	log.Debug("prefetch round", zap.Strings("queued", ids))
 	configs := map[string]contract.Assignment{} // one read per assignment per round
 	for _, sub := range next {
 		if ctx.Err() != nil {
