@@ -54,12 +54,16 @@ func (p *Prefetcher) Run(ctx context.Context) {
 	if p.Config.Count <= 0 || p.Queue == nil {
 		return
 	}
-	a.prefetch.init(filepath.Join(a.Config.WorkDir, "prefetch"), p.Config.MaxBytes)
-	defer a.prefetch.clear()
 	every := p.Config.Every
 	if every <= 0 {
 		every = time.Second
 	}
+	// An entry outlives its submission's leaving the queue by a grace: the
+	// execute step that takes it marks the submission running first, and
+	// a round in between must not drop the files it is about to use.
+	grace := max(prefetchGrace, 3*every)
+	a.prefetch.init(filepath.Join(a.Config.WorkDir, "prefetch"), p.Config.MaxBytes, 2*p.Config.Count, grace)
+	defer a.prefetch.clear()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -74,8 +78,12 @@ func (p *Prefetcher) Run(ctx context.Context) {
 	}
 }
 
+// prefetchGrace is how long an entry is kept after its submission was
+// last seen among the next K queued.
+const prefetchGrace = 15 * time.Second
+
 // prefetchRound looks at the next count queued submissions once, drops the
-// entries of those no longer among them and fetches the missing ones in
+// entries of those no longer among them (after the grace) and fetches the missing ones in
 // queue order, stopping at the byte budget.
 func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log *zap.Logger) error {
 	p := &a.prefetch
@@ -89,7 +97,7 @@ func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log 
 	for i, s := range next {
 		ids[i] = s.ID
 	}
-	p.keepOnly(ids)
+	p.keepOnly(ids, time.Now())
 	log.Debug("prefetch round", zap.Strings("queued", ids))
 	configs := map[string]contract.Assignment{} // one read per assignment per round
 	for _, sub := range next {
@@ -298,11 +306,13 @@ func sumFile(path string) (fileSum, error) {
 // its submission is no longer among the next K, or when the prefetcher
 // stops.
 type prefetchCache struct {
-	mu       sync.Mutex
-	root     string
-	maxBytes int64
-	bytes    int64
-	entries  map[string]*prefetchEntry
+	mu         sync.Mutex
+	root       string
+	maxBytes   int64
+	maxEntries int
+	grace      time.Duration // how long an entry outlives its place in the next K
+	bytes      int64
+	entries    map[string]*prefetchEntry
 }
 
 type prefetchEntry struct {
@@ -312,12 +322,13 @@ type prefetchEntry struct {
 	size     int64
 	ready    chan struct{} // closed once fetched or failed
 	ok       bool          // fetched and within the budget
+	seen     time.Time     // when its submission was last among the next K
 }
 
-func (p *prefetchCache) init(root string, maxBytes int64) {
+func (p *prefetchCache) init(root string, maxBytes int64, maxEntries int, grace time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.root, p.maxBytes, p.entries = root, maxBytes, map[string]*prefetchEntry{}
+	p.root, p.maxBytes, p.maxEntries, p.grace, p.entries = root, maxBytes, maxEntries, grace, map[string]*prefetchEntry{}
 	_ = os.RemoveAll(root) // left by an earlier process
 }
 
@@ -328,10 +339,10 @@ func (p *prefetchCache) tmpDir(id string) string { return filepath.Join(p.root, 
 func (p *prefetchCache) reserve(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.entries[id]; ok || p.entries == nil {
+	if _, ok := p.entries[id]; ok || p.entries == nil || len(p.entries) >= p.maxEntries {
 		return false
 	}
-	p.entries[id] = &prefetchEntry{dir: p.dir(id), ready: make(chan struct{})}
+	p.entries[id] = &prefetchEntry{dir: p.dir(id), ready: make(chan struct{}), seen: time.Now()}
 	return true
 }
 
@@ -404,13 +415,18 @@ func (p *prefetchCache) take(ctx context.Context, id string) (*prefetchEntry, bo
 	return e, true
 }
 
-// keepOnly drops the finished entries of submissions not in ids.
-func (p *prefetchCache) keepOnly(ids []string) {
+// keepOnly notes that ids are the next K at now, and drops the finished
+// entries of submissions not among them for longer than the grace.
+func (p *prefetchCache) keepOnly(ids []string, now time.Time) {
 	p.mu.Lock()
 	var doomed []string
 	for id, e := range p.entries {
-		if slices.Contains(ids, id) || !e.ok {
-			continue // still wanted, or still being fetched
+		if slices.Contains(ids, id) {
+			e.seen = now
+			continue
+		}
+		if !e.ok || now.Sub(e.seen) < p.grace {
+			continue // still being fetched, or perhaps being taken
 		}
 		delete(p.entries, id)
 		p.bytes -= e.size

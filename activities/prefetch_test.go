@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -67,7 +68,7 @@ func prefetchFixture(t *testing.T) (*Activities, *fakeStore, *fakeQueue, *fakeSa
 	cfg.WorkDir = t.TempDir()
 	q := &fakeQueue{st: st}
 	a := &Activities{Files: st, Submissions: st, Sandbox: sb, Config: cfg}
-	a.prefetch.init(filepath.Join(cfg.WorkDir, "prefetch"), 1<<20)
+	a.prefetch.init(filepath.Join(cfg.WorkDir, "prefetch"), 1<<20, 8, 0)
 	return a, st, q, sb
 }
 
@@ -204,7 +205,7 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	}
 	// Bytes bound the total: each streaming submission here is 31 bytes.
 	a.prefetch.clear()
-	a.prefetch.init(a.prefetch.root, 40)
+	a.prefetch.init(a.prefetch.root, 40, 8, 0)
 	q.set("s1", "s2", "s3")
 	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
 		t.Fatal(err)
@@ -217,5 +218,35 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	a.prefetch.mu.Unlock()
 	if bytes > 40 {
 		t.Errorf("%d bytes kept, over the budget of 40", bytes)
+	}
+}
+
+// TestPrefetchOutlivesTheStart keeps an entry through a round that no
+// longer lists its submission: its execute step marks it running before it
+// takes the files, and a round in between must not drop them. The count
+// bound still holds.
+func TestPrefetchOutlivesTheStart(t *testing.T) {
+	a, st, q, sb := prefetchFixture(t)
+	ctx := context.Background()
+	a.prefetch.init(a.prefetch.root, 1<<20, 2, time.Hour)
+	q.set("s1")
+	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	q.set("s2", "s3") // s1 is running now
+	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if got := prefetched(a); !slices.Equal(got, []string{"s1", "s2"}) {
+		t.Fatalf("prefetched %v, want s1 (in its grace) and s2 (two entries at most)", got)
+	}
+	st.mu.Lock()
+	delete(st.files, store.SubmissionFile("s1", "mapper.py"))
+	st.mu.Unlock()
+	if err := runActivity(t, a, a.Execute, planOf("s1", contract.RuntimeStreaming, "mapper.py", "reducer.py"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.jobs) != 1 || sb.jobs[0]["mapper.py"] != "# mapper of s1\n" {
+		t.Errorf("job ran with %v, want s1's prefetched files", sb.jobs)
 	}
 }
