@@ -322,6 +322,7 @@ type prefetchEntry struct {
 	size     int64
 	ready    chan struct{} // closed once fetched or failed
 	ok       bool          // fetched and within the budget
+	over     bool          // fetched, but over the budget: not kept
 	seen     time.Time     // when its submission was last among the next K
 }
 
@@ -364,7 +365,9 @@ func (p *prefetchCache) done(id string, size int64) bool {
 		return true
 	}
 	if p.bytes+size > p.maxBytes {
-		delete(p.entries, id)
+		// Kept as a marker, without files, so that the next rounds do not
+		// fetch it again until there is room (see keepOnly).
+		e.size, e.over = size, true
 		close(e.ready)
 		p.mu.Unlock()
 		_ = os.RemoveAll(e.dir)
@@ -421,8 +424,16 @@ func (p *prefetchCache) keepOnly(ids []string, now time.Time) {
 	p.mu.Lock()
 	var doomed []string
 	for id, e := range p.entries {
+		if e.over && p.bytes+e.size <= p.maxBytes {
+			delete(p.entries, id) // room now: fetch it again
+			continue
+		}
 		if slices.Contains(ids, id) {
 			e.seen = now
+			continue
+		}
+		if e.over && now.Sub(e.seen) >= p.grace {
+			delete(p.entries, id)
 			continue
 		}
 		if !e.ok || now.Sub(e.seen) < p.grace {

@@ -219,6 +219,30 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	if bytes > 40 {
 		t.Errorf("%d bytes kept, over the budget of 40", bytes)
 	}
+	// The one that did not fit stays a marker, without files, while there
+	// is no room, and is fetched once there is.
+	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	a.prefetch.mu.Lock()
+	marker := a.prefetch.entries["s2"]
+	a.prefetch.mu.Unlock()
+	if marker == nil || !marker.over || marker.ok {
+		t.Fatalf("s2's entry %+v, want an over-budget marker", marker)
+	}
+	if _, err := os.Stat(a.prefetch.dir("s2")); !os.IsNotExist(err) {
+		t.Errorf("s2's files kept over the budget (%v)", err)
+	}
+	if _, ok := a.prefetch.take(ctx, "s1"); !ok {
+		t.Fatal("s1 not prefetched")
+	}
+	q.set("s2", "s3")
+	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if got := prefetched(a); !slices.Equal(got, []string{"s2"}) {
+		t.Errorf("with room again prefetched %v, want s2", got)
+	}
 }
 
 // TestPrefetchOutlivesTheStart keeps an entry through a round that no
