@@ -274,3 +274,35 @@ func TestPrefetchOutlivesTheStart(t *testing.T) {
 		t.Errorf("job ran with %v, want s1's prefetched files", sb.jobs)
 	}
 }
+
+// TestPrefetchTakeWaitsForItsFetch starts an execute step while its
+// submission's files are still being prefetched over a slow link: the step
+// waits for that fetch rather than starting another.
+func TestPrefetchTakeWaitsForItsFetch(t *testing.T) {
+	a, st, q, _ := prefetchFixture(t)
+	st.delay = 200 * time.Millisecond
+	q.set("s1")
+	ctx := context.Background()
+	round := make(chan error, 1)
+	go func() { round <- a.prefetchRound(ctx, q, 8, zap.NewNop()) }()
+	waitUntil := time.Now().Add(5 * time.Second)
+	for {
+		a.prefetch.mu.Lock()
+		_, reserved := a.prefetch.entries["s1"]
+		a.prefetch.mu.Unlock()
+		if reserved || time.Now().After(waitUntil) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	jobDir := filepath.Join(t.TempDir(), "job")
+	if !a.usePrefetched(ctx, planOf("s1", contract.RuntimeStreaming, "mapper.py", "reducer.py"), jobDir) {
+		t.Fatal("the step did not get the files being prefetched")
+	}
+	if data, err := os.ReadFile(filepath.Join(jobDir, "mapper.py")); err != nil || string(data) != "# mapper of s1\n" {
+		t.Errorf("mapper.py: %q %v", data, err)
+	}
+	if err := <-round; err != nil {
+		t.Fatal(err)
+	}
+}
