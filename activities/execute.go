@@ -51,7 +51,8 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	var cmd []string
 	switch plan.Runtime {
 	case contract.RuntimeStreaming:
-		// The sanity step on this host may have left the files; otherwise
+		// The sanity step on this host may have left the files, or the
+		// prefetcher fetched them while the job before ran; otherwise
 		// (another host, or a retry) fetch them.
 		switch {
 		case a.jobs.take(id, jobDir):

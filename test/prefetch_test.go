@@ -266,7 +266,12 @@ func TestPrefetchOnRemoteWorker(t *testing.T) {
 // container ending and the next one's starting on the same slot, with
 // GRADEFLOW_PREFETCH=8 and with prefetching off, side by side in one run
 // (rounds alternate on, off, off, on). Each round is a fresh backlog of
-// GRADEFLOW_P9_JOBS correct wordcount submissions on a fresh worker.
+// GRADEFLOW_P9_JOBS correct wordcount submissions on a fresh worker. It
+// also reports the part of the gap after the next execute step began
+// (its start in the read model to its container's start): marking the
+// submission running and fetching its files, which prefetching removes;
+// the rest of the gap is the previous step's store writes and Temporal's
+// hand-over, over the same link.
 func BenchmarkP9RemotePrefetch(b *testing.B) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
