@@ -258,7 +258,7 @@ func TestPrefetchOnRemoteWorker(t *testing.T) {
 	if len(r.leftovers) > 0 {
 		t.Errorf("prefetched entries left after use: %v", r.leftovers)
 	}
-	t.Logf("%d of %d jobs prefetched; gaps between jobs %v s\n%s", used, n, r.gaps, strings.Join(r.log, "\n"))
+	t.Logf("%d of %d jobs prefetched; gaps between jobs %v s", used, n, r.gaps)
 }
 
 // BenchmarkP9RemotePrefetch measures, on an execute worker whose MongoDB
