@@ -82,9 +82,12 @@ func (p *Prefetcher) Run(ctx context.Context) {
 // last seen among the next K queued.
 const prefetchGrace = 15 * time.Second
 
+// prefetchTimeout bounds one submission's prefetch.
+const prefetchTimeout = time.Minute
+
 // prefetchRound looks at the next count queued submissions once, drops the
-// entries of those no longer among them (after the grace) and fetches the missing ones in
-// queue order, stopping at the byte budget.
+// entries of those no longer among them (after the grace) and fetches the
+// missing ones in queue order, stopping at the byte budget.
 func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log *zap.Logger) error {
 	p := &a.prefetch
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -105,7 +108,7 @@ func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log 
 			return nil
 		}
 		if a.jobs.has(sub.ID) || !p.reserve(sub.ID) {
-			continue // handed over by this host's sanity step, or kept already
+			continue // handed over by this host's sanity step, kept already, or no room
 		}
 		cfg, ok := configs[sub.Assignment]
 		if !ok {
@@ -117,7 +120,11 @@ func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log 
 			configs[sub.Assignment] = cfg
 		}
 		start := time.Now()
-		size, err := a.prefetchOne(ctx, sub, cfg)
+		// Bounded, so that a stalled link cannot hold an execute step
+		// that waits for this fetch.
+		fctx, cancel := context.WithTimeout(ctx, prefetchTimeout)
+		size, err := a.prefetchOne(fctx, sub, cfg)
+		cancel()
 		if err != nil {
 			p.fail(sub.ID)
 			if ctx.Err() != nil {
