@@ -204,3 +204,25 @@ func (s *Store) stageTimes(ctx context.Context, stages []contract.Stage, field s
 	}
 	return out, nil
 }
+
+// QueuedNext returns up to limit submissions waiting for an execution slot
+// (stage queued), earliest queued first, with only what a prefetching host
+// needs: ID, assignment, files and queue time. One equality on stage,
+// served by the stage index and bounded by the queue. Temporal, not this
+// order, decides which job runs next (fair dispatch may reorder them), so
+// the result is a forecast.
+func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error) {
+	opts := options.Find().
+		SetSort(bson.D{{Key: "times.queued", Value: 1}}).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "assignment", Value: 1}, {Key: "files", Value: 1}, {Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}})
+	cur, err := s.submissions.Find(ctx, bson.D{{Key: "stage", Value: contract.StageQueued}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("find next queued: %w", err)
+	}
+	subs := []Submission{}
+	if err := cur.All(ctx, &subs); err != nil {
+		return nil, fmt.Errorf("find next queued: %w", err)
+	}
+	return subs, nil
+}

@@ -64,6 +64,7 @@ var shapes = map[string]served{
 	"aggregate submissions {stage}":                                            {index: "stage_1_times.queued_1"},
 	"aggregate submissions {stage,times.queued:$lt}":                           {index: "stage_1_times.queued_1"},
 	"find submissions {stage}":                                                 {index: "stage_1_times.queued_1"},
+	"find submissions {stage} sort times.queued:1":                             {index: "stage_1_times.queued_1"},
 	"find assignments {_id}":                                                   {index: "_id"},
 	"find datasets {_id}":                                                      {index: "_id", bounded: "one document per dataset"},
 	"update datasets {_id}":                                                    {index: "_id", bounded: "one document per dataset"},
@@ -464,6 +465,8 @@ func workload(t *testing.T, st *Store, history []string) {
 	_, err = st.RunningStarts(ctx)
 	must(err)
 	_, err = st.PreQueueSubmitted(ctx)
+	must(err)
+	_, err = st.QueuedNext(ctx, 8)
 	must(err)
 	_, err = st.RecentExecutions(ctx, now.Add(-10*time.Minute))
 	must(err)
