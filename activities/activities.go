@@ -134,6 +134,7 @@ type Activities struct {
 
 	inputs   inputCache
 	jobs     jobHandoff
+	prefetch prefetchCache
 	expected expectedCache
 	// recordHeartbeat is activity.RecordHeartbeat unless a test watches it.
 	recordHeartbeat func(ctx context.Context, details ...any)

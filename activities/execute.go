@@ -115,9 +115,14 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	var cmd []string
 	switch plan.Runtime {
 	case contract.RuntimeStreaming:
-		// The sanity step on this host may have left the files; otherwise
+		// The sanity step on this host may have left the files, or the
+		// prefetcher fetched them while the job before ran; otherwise
 		// (another host, or a retry) fetch them.
-		if !a.jobs.take(id, jobDir) {
+		switch {
+		case a.jobs.take(id, jobDir):
+		case a.usePrefetched(ctx, plan, jobDir):
+			log.Info("files prefetched", "submission_id", id)
+		default:
 			if err := a.Files.FetchFiles(ctx, store.SubmissionPrefix(id), plan.Files, jobDir, a.Config.MaxSubmission); err != nil {
 				return contract.Execution{}, err
 			}
@@ -130,15 +135,10 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 			cmd = append(cmd, "--combiner", plan.Config.Combiner)
 		}
 	case contract.RuntimeJar:
-		jar, err := a.Files.ReadFile(ctx, plan.Jar, a.Config.MaxSubmission)
-		if err != nil {
+		if a.usePrefetched(ctx, plan, jobDir) {
+			log.Info("files prefetched", "submission_id", id)
+		} else if err := a.fetchJar(ctx, plan.Jar, jobDir); err != nil {
 			return contract.Execution{}, err
-		}
-		if err := os.MkdirAll(jobDir, 0o755); err != nil {
-			return contract.Execution{}, fmt.Errorf("job dir: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(jobDir, "job.jar"), jar, 0o644); err != nil {
-			return contract.Execution{}, fmt.Errorf("write jar: %w", err)
 		}
 		cmd = []string{"jar", "--main-class", plan.Config.MainClass, "--jar", "/job/job.jar"}
 	default:
@@ -162,14 +162,15 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	spec.TimeLimit = limit
 	// The runner's own backstop, should this worker die and leave it running.
 	spec.Env = append(spec.Env, "GRADEFLOW_TIMEOUT_SECONDS="+strconv.Itoa(plan.Config.TimeLimitSeconds+30))
+	log.Info("job starting", "submission_id", id)
 	res, err := a.Sandbox.Run(ctx, spec)
 	if err != nil {
 		return contract.Execution{}, err
 	}
+	log.Info("job finished", "submission_id", id, "exit_code", res.ExitCode, "elapsed", res.Elapsed, "oom_killed", res.OOMKilled, "timed_out", res.TimedOut)
 	if err := a.Submissions.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
 		return contract.Execution{}, err
 	}
-	log.Info("job finished", "exit_code", res.ExitCode, "elapsed", res.Elapsed, "oom_killed", res.OOMKilled, "timed_out", res.TimedOut)
 	if v, failed := judgeRun(res, limit, plan.Config.MemoryMB, a.Config.MaxOutput); failed {
 		v.MaxScore = points
 		return contract.Execution{}, contract.NewStudentFailure(v)
@@ -223,6 +224,21 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 		exec.Outputs = append(exec.Outputs, gname)
 	}
 	return exec, nil
+}
+
+// fetchJar downloads a submission's compiled jar into jobDir/job.jar.
+func (a *Activities) fetchJar(ctx context.Context, name, jobDir string) error {
+	jar, err := a.Files.ReadFile(ctx, name, a.Config.MaxSubmission)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(jobDir, 0o755); err != nil {
+		return fmt.Errorf("job dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(jobDir, "job.jar"), jar, 0o644); err != nil {
+		return fmt.Errorf("write jar: %w", err)
+	}
+	return nil
 }
 
 // forbidArgs are the runner's arguments naming an assignment's forbidden

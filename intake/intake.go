@@ -121,7 +121,7 @@ type Submission struct {
 	Student    string
 	Files      map[string][]byte // relative path → content
 	Lane       string            // contract.LaneLive (empty) or contract.LaneRegrade
-	regrade    bool              // a regrade's copy: it supersedes nothing
+	regradeOf  string            // the submission a regrade regrades, recorded with it; a regrade supersedes nothing
 }
 
 // Submitted is an accepted submission.
@@ -199,7 +199,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 	sort.Strings(names)
 	doc := store.Submission{
 		ID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Files: names, WorkflowID: contract.WorkflowID(sub.ID),
-		Lane: sub.Lane,
+		Lane: sub.Lane, RegradeOf: sub.regradeOf,
 	}
 	// Submissions of the student made after this instant are newer than
 	// this one: it never supersedes them.
@@ -248,7 +248,7 @@ func (s *Service) upload(ctx context.Context, sub Submission, submittedBefore ti
 		undo()
 		return Submitted{}, err
 	}
-	if !sub.regrade && sub.Lane != contract.LaneRegrade && s.known.supersedes(sub.Assignment) {
+	if sub.regradeOf == "" && sub.Lane != contract.LaneRegrade && s.known.supersedes(sub.Assignment) {
 		s.supersede(ctx, sub, submittedBefore)
 	}
 	return Submitted{ID: sub.ID, WorkflowID: run.GetID(), Run: run, Created: true}, nil
@@ -366,7 +366,7 @@ func (s *Service) regrade(ctx context.Context, old store.Submission, lane string
 		if !contract.ValidID(rid) {
 			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
 		}
-		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files, Lane: lane, regrade: true})
+		got, err := s.Submit(ctx, Submission{ID: rid, Assignment: old.Assignment, Student: old.Student, Files: files, Lane: lane, regradeOf: old.ID})
 		if errors.Is(err, ErrBusy) {
 			n++
 			continue
@@ -377,10 +377,6 @@ func (s *Service) regrade(ctx context.Context, old store.Submission, lane string
 		if !got.Created {
 			n++
 			continue
-		}
-		if err := s.store.SetRegradeOf(ctx, rid, old.ID); err != nil {
-			// The regrade runs; only its link is missing. Not worth failing for.
-			s.opts.Log.Warn("link regrade", zap.String("submission_id", rid), zap.String("regrade_of", old.ID), zap.Error(err))
 		}
 		got.RegradeOf = old.ID
 		return got, nil

@@ -31,7 +31,7 @@ var Indexes = []Index{
 	{Collection: SubmissionsCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "times.submitted", Value: -1}, {Key: "_id", Value: -1}},
 		Serves: "the submissions of a status held for staff (quarantined), newest first"},
 	{Collection: SubmissionsCollection, Keys: bson.D{{Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}},
-		Serves: "the submissions in a stage (queue counts, positions, stage times)"},
+		Serves: "the submissions in a stage (queue counts, positions, stage times, the next queued for prefetch)"},
 	{Collection: ExecutionsCollection, Keys: bson.D{{Key: "execute_started", Value: 1}},
 		Serves: "executions started in the window; pruning"},
 	{Collection: ExecutionsCollection, Keys: bson.D{{Key: "execute_ended", Value: 1}},

@@ -146,19 +146,6 @@ func (s *Store) NextRegrade(ctx context.Context, id string) (int, error) {
 	return doc.Regrades, nil
 }
 
-// SetRegradeOf links submission id to the submission it regrades.
-func (s *Store) SetRegradeOf(ctx context.Context, id, of string) error {
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "regrade_of", Value: of}}}}
-	res, err := s.submissions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update)
-	if err != nil {
-		return fmt.Errorf("link regrade %s of %s: %w", id, of, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("link regrade %s: submission %w", id, ErrNotFound)
-	}
-	return nil
-}
-
 // SubmissionFiles reads every file of a submission (those its document
 // names), keyed by relative path, failing with ErrTooLarge when they exceed
 // max bytes together.
@@ -223,4 +210,26 @@ func (s *Store) stageTimes(ctx context.Context, stages []contract.Stage, field s
 		}
 	}
 	return out, nil
+}
+
+// QueuedNext returns up to limit submissions waiting for an execution slot
+// (stage queued), earliest queued first, with only what a prefetching host
+// needs: ID, assignment, files and queue time. One equality on stage,
+// served by the stage index and bounded by the queue. Temporal, not this
+// order, decides which job runs next (fair dispatch may reorder them), so
+// the result is a forecast.
+func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error) {
+	opts := options.Find().
+		SetSort(bson.D{{Key: "times.queued", Value: 1}}).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "assignment", Value: 1}, {Key: "files", Value: 1}, {Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}})
+	cur, err := s.submissions.Find(ctx, bson.D{{Key: "stage", Value: contract.StageQueued}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("find next queued: %w", err)
+	}
+	subs := []Submission{}
+	if err := cur.All(ctx, &subs); err != nil {
+		return nil, fmt.Errorf("find next queued: %w", err)
+	}
+	return subs, nil
 }

@@ -69,6 +69,7 @@ var shapes = map[string]served{
 	"aggregate submissions {stage}":                                            {index: "stage_1_times.queued_1"},
 	"aggregate submissions {stage,times.queued:$lt}":                           {index: "stage_1_times.queued_1"},
 	"find submissions {stage}":                                                 {index: "stage_1_times.queued_1"},
+	"find submissions {stage} sort times.queued:1":                             {index: "stage_1_times.queued_1"},
 	"find assignments {_id}":                                                   {index: "_id"},
 	"find datasets {_id}":                                                      {index: "_id", bounded: "one document per dataset"},
 	"update datasets {_id}":                                                    {index: "_id", bounded: "one document per dataset"},
@@ -470,6 +471,8 @@ func workload(t *testing.T, st *Store, history []string) {
 	must(err)
 	_, err = st.PreQueueSubmitted(ctx)
 	must(err)
+	_, err = st.QueuedNext(ctx, 8)
+	must(err)
 	_, err = st.RecentExecutions(ctx, now.Add(-10*time.Minute))
 	must(err)
 	must(st.Record(ctx, "live1", sub, contract.Grade{Status: contract.StatusGraded, Outcome: contract.OutcomePassed}, now))
@@ -508,9 +511,8 @@ func workload(t *testing.T, st *Store, history []string) {
 	n, err := st.NextRegrade(ctx, history[5])
 	must(err)
 	rid := fmt.Sprintf("%s-r%d", history[5], n)
-	_, err = st.CreateSubmission(ctx, Submission{ID: rid, Assignment: "a5", Student: "s005", Files: []string{"mapper.py"}})
+	_, err = st.CreateSubmission(ctx, Submission{ID: rid, Assignment: "a5", Student: "s005", Files: []string{"mapper.py"}, RegradeOf: history[5]})
 	must(err)
-	must(st.SetRegradeOf(ctx, rid, history[5]))
 	for _, f := range []SubmissionFilter{{Student: "s005"}, {Student: "s005", Assignment: "a5"}, {Assignment: "a5"}} {
 		page, err := st.ListSubmissions(ctx, f, PageCursor{}, 20)
 		must(err)

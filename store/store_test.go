@@ -336,11 +336,12 @@ func TestQueriesAndRegrades(t *testing.T) {
 	if _, err := st.NextRegrade(ctx, "none"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("regrade of a missing submission: %v", err)
 	}
-	if err := st.SetRegradeOf(ctx, "a-r3", "a"); err != nil {
+	// A regrade is created with its link, in the one insert.
+	if _, err := st.CreateSubmission(ctx, Submission{ID: "a-r4", Assignment: "wc", Student: "ada", RegradeOf: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetRegradeOf(ctx, "none", "a"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("link of a missing regrade: %v", err)
+	if r, err := st.Submission(ctx, "a-r4"); err != nil || r.RegradeOf != "a" {
+		t.Errorf("regrade a-r4 links to %q, %v; want a", r.RegradeOf, err)
 	}
 }
 

@@ -36,13 +36,7 @@ func TestFairDispatchOrder(t *testing.T) {
 
 	// No execute worker while the burst queues up.
 	executeWorker.Terminate(30 * time.Second)
-	var oneSlot *proc
 	defer func() {
-		// The one-slot worker goes too: a second execute worker left
-		// running would take jobs the fault tests kill their worker for.
-		if oneSlot != nil {
-			oneSlot.Terminate(30 * time.Second)
-		}
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer rcancel()
 		w, err := stk.startWorker(rctx, "worker-execute-after-fairness", "execute")
@@ -120,10 +114,14 @@ func TestFairDispatchOrder(t *testing.T) {
 		return true, nil
 	})
 
+	// Stopped before the deferred restore: a worker left polling would
+	// take later tests' execute tasks (and their retries) from the one
+	// they watch.
 	oneSlot, err := stk.startWorker(ctx, "worker-execute-one-slot", "execute", "GRADEFLOW_EXECUTE_SLOTS=1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer oneSlot.Terminate(30 * time.Second)
 	for _, j := range jobs {
 		var res contract.Result
 		if err := j.run.Get(ctx, &res); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // tcpProxy forwards a port to a backend. Down closes the listener and every
@@ -18,6 +19,9 @@ import (
 type tcpProxy struct {
 	addr    string
 	backend string
+	// Shaping, when set: each direction is a link of its own, shared by
+	// every connection through the proxy.
+	toBackend, toClient *link
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -27,6 +31,14 @@ type tcpProxy struct {
 
 func newTCPProxy(backend string) (*tcpProxy, error) {
 	p := &tcpProxy{addr: fmt.Sprintf("127.0.0.1:%d", freePort()), backend: backend, conns: map[net.Conn]struct{}{}}
+	return p, p.up()
+}
+
+// newShapedProxy is a proxy whose links add rtt/2 of delay each way and
+// carry rate bytes per second each way: a MongoDB far away.
+func newShapedProxy(backend string, rtt time.Duration, rate float64) (*tcpProxy, error) {
+	p := &tcpProxy{addr: fmt.Sprintf("127.0.0.1:%d", freePort()), backend: backend, conns: map[net.Conn]struct{}{},
+		toBackend: &link{delay: rtt / 2, rate: rate}, toClient: &link{delay: rtt / 2, rate: rate}}
 	return p, p.up()
 }
 
@@ -66,8 +78,8 @@ func (p *tcpProxy) serve(c net.Conn) {
 		return
 	}
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(b, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, b); done <- struct{}{} }()
+	go func() { _ = p.toBackend.copy(b, c); done <- struct{}{} }()
+	go func() { _ = p.toClient.copy(c, b); done <- struct{}{} }()
 	<-done
 	c.Close()
 	b.Close()
@@ -101,6 +113,72 @@ func (p *tcpProxy) down() {
 		c.Close()
 	}
 	p.mu.Unlock()
+}
+
+// link is one direction of a shaped network path: bytes leave at most at
+// rate bytes per second, in order, and arrive delay later. Its state is
+// shared by the connections that use it, as they share a real uplink.
+type link struct {
+	delay time.Duration
+	rate  float64 // bytes per second
+
+	mu   sync.Mutex
+	free time.Time // when the link has sent everything handed to it
+}
+
+// sent returns when n bytes handed to the link now have arrived.
+func (l *link) sent(n int) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.free.Before(now) {
+		l.free = now
+	}
+	l.free = l.free.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	return l.free.Add(l.delay)
+}
+
+// copy copies src to dst through the link (straight through for a nil
+// link), until either side ends.
+func (l *link) copy(dst io.Writer, src io.Reader) error {
+	if l == nil {
+		_, err := io.Copy(dst, src)
+		return err
+	}
+	type chunk struct {
+		data []byte
+		at   time.Time
+	}
+	// A bounded queue: the link's buffer. A full one stops reading, and
+	// TCP's flow control pushes back on the sender.
+	q := make(chan chunk, 64)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{data: buf[:n], at: l.sent(n)}
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	for c := range q {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.data); err != nil {
+			// Unblock the reader: the caller closes src next.
+			go func() {
+				for range q {
+				}
+			}()
+			return err
+		}
+	}
+	return <-errc
 }
 
 func (p *tcpProxy) close() {

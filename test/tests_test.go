@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
@@ -201,6 +203,25 @@ func checkRedaction(t *testing.T, id string) {
 	}
 }
 
+// heartbeatTestsDone is how many finished tests the server holds in the
+// heartbeat details of the submission's pending execute activity.
+func heartbeatTestsDone(ctx context.Context, id string) int {
+	desc, err := stk.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(id), "")
+	if err != nil {
+		return 0
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityType().GetName() != contract.ActivityExecute || pa.GetHeartbeatDetails() == nil {
+			continue
+		}
+		var prog struct{ Done []contract.TestRun }
+		if converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &prog) == nil {
+			return len(prog.Done)
+		}
+	}
+	return 0
+}
+
 // checkResultsJSON: the gradescope results.json field list.
 func checkResultsJSON(t *testing.T, id string) {
 	base := api(t)
@@ -258,7 +279,7 @@ func checkResultsJSON(t *testing.T, id string) {
 func TestTestsResumeAfterWorkerKilled(t *testing.T) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	putTopword(t, ctx)
 	id := "tw-resume-" + randHex(4)
@@ -271,7 +292,11 @@ func TestTestsResumeAfterWorkerKilled(t *testing.T) {
 		sub, err := stk.store.Submission(ctx, id)
 		return len(sub.LiveTests) >= 2, err
 	})
-	time.Sleep(1500 * time.Millisecond) // a heartbeat carries them
+	// The SDK sends heartbeats at most every 0.8 of the heartbeat timeout:
+	// kill only once the server holds details that carry both tests.
+	waitFor(t, time.Minute, "a heartbeat with two tests done", func() (bool, error) {
+		return heartbeatTestsDone(ctx, id) >= 2, nil
+	})
 	executeWorker.Kill()
 	replacement, err := stk.startWorker(ctx, "worker-execute-resume", "execute")
 	if err != nil {

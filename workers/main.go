@@ -40,6 +40,9 @@ type Config struct {
 	BeatEvery           time.Duration // how often execute workers advertise their slots
 	Activities          activities.Config
 	LogLevel            string
+	// Prefetch keeps the next queued submissions' files on an execute host
+	// (GRADEFLOW_PREFETCH submissions; 0, the default, is off).
+	Prefetch activities.PrefetchConfig
 }
 
 func main() {
@@ -67,6 +70,10 @@ func main() {
 	_ = log.Sync()
 }
 
+// maxPrefetch bounds GRADEFLOW_PREFETCH: the prefetcher reads that many
+// queued submissions every round.
+const maxPrefetch = 256
+
 // loadConfig reads the configuration from args and the environment.
 func loadConfig(args []string, lookup func(string) (string, bool)) (Config, error) {
 	def := activities.DefaultConfig()
@@ -86,6 +93,9 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.String(&cfg.Activities.WorkDir, "workdir", "GRADEFLOW_WORKDIR", def.WorkDir, "host scratch directory")
 	l.Int64(&cfg.Activities.InputCacheBytes, "input-cache-bytes", "GRADEFLOW_INPUT_CACHE_BYTES", def.InputCacheBytes, "bytes of assignment input kept on this host")
 	l.Duration(&cfg.Activities.HeartbeatEvery, "heartbeat-every", "GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery, "execute heartbeat interval")
+	l.Int(&cfg.Prefetch.Count, "prefetch", "GRADEFLOW_PREFETCH", 0, "queued submissions whose files an execute worker keeps ready (0: off)")
+	l.Int64(&cfg.Prefetch.MaxBytes, "prefetch-bytes", "GRADEFLOW_PREFETCH_BYTES", 256<<20, "bytes of prefetched submission files kept on this host")
+	l.Duration(&cfg.Prefetch.Every, "prefetch-every", "GRADEFLOW_PREFETCH_EVERY", time.Second, "how often the prefetcher looks at the queue")
 	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
 	l.Int(&cfg.Activities.QuarantineAfter, "quarantine-after", "GRADEFLOW_QUARANTINE_AFTER", def.QuarantineAfter, "execute attempts of a submission that may die with their worker before it is quarantined (0: never)")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -112,6 +122,9 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.StopTimeout > 0, "GRADEFLOW_STOP_TIMEOUT: must be positive")
 	l.Check(cfg.JanitorEvery > 0, "GRADEFLOW_JANITOR_EVERY: must be positive")
 	l.Check(cfg.BeatEvery > 0, "GRADEFLOW_BEAT_EVERY: must be positive")
+	l.Check(cfg.Prefetch.Count >= 0 && cfg.Prefetch.Count <= maxPrefetch, "GRADEFLOW_PREFETCH: must be between 0 (off) and %d", maxPrefetch)
+	l.Check(cfg.Prefetch.MaxBytes > 0, "GRADEFLOW_PREFETCH_BYTES: must be positive")
+	l.Check(cfg.Prefetch.Every > 0, "GRADEFLOW_PREFETCH_EVERY: must be positive")
 	l.Check(cfg.Activities.InputCacheBytes > 0, "GRADEFLOW_INPUT_CACHE_BYTES: must be positive")
 	// The workflow's execute retries (contract.DefaultExecuteAttempts)
 	// must outlast the deaths, or the step fails before it is quarantined.

@@ -100,6 +100,11 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		beat := store.WorkerBeat{Identity: identity, Queue: contract.QueueExecute, Slots: cfg.ExecuteSlots}
 		wg.Go(func() { advertise(ctx, st, beat, cfg.BeatEvery, log) })
 	}
+	if slices.Contains(cfg.Queues, contract.QueueExecute) && cfg.Prefetch.Count > 0 {
+		p := &activities.Prefetcher{Activities: acts, Queue: st, Config: cfg.Prefetch, Log: log}
+		log.Info("prefetching", zap.Int("prefetch", cfg.Prefetch.Count), zap.Int64("prefetch_bytes", cfg.Prefetch.MaxBytes))
+		wg.Go(func() { p.Run(ctx) })
+	}
 	if needsDocker {
 		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID}
 		wg.Go(func() { j.loop(ctx, cfg.JanitorEvery) })

@@ -106,6 +106,17 @@ func TestLoadConfig(t *testing.T) {
 		{name: "zero slots", env: map[string]string{"GRADEFLOW_GRADE_SLOTS": "0"}, wantErr: "GRADEFLOW_GRADE_SLOTS"},
 		{name: "unknown queue", env: map[string]string{"GRADEFLOW_QUEUES": "sanity,cook"}, wantErr: "GRADEFLOW_QUEUES"},
 		{name: "no queue", env: map[string]string{"GRADEFLOW_QUEUES": " , "}, wantErr: "GRADEFLOW_QUEUES"},
+		{name: "prefetch off by default", check: func(c Config) bool {
+			return c.Prefetch.Count == 0 && c.Prefetch.MaxBytes == 256<<20 && c.Prefetch.Every == time.Second
+		}},
+		{name: "prefetch", env: map[string]string{"GRADEFLOW_PREFETCH": "8", "GRADEFLOW_PREFETCH_BYTES": "1048576", "GRADEFLOW_PREFETCH_EVERY": "500ms"},
+			check: func(c Config) bool {
+				return c.Prefetch.Count == 8 && c.Prefetch.MaxBytes == 1<<20 && c.Prefetch.Every == 500*time.Millisecond
+			}},
+		{name: "negative prefetch", env: map[string]string{"GRADEFLOW_PREFETCH": "-1"}, wantErr: "GRADEFLOW_PREFETCH"},
+		{name: "prefetch too deep", env: map[string]string{"GRADEFLOW_PREFETCH": "100000"}, wantErr: "GRADEFLOW_PREFETCH"},
+		{name: "zero prefetch bytes", env: map[string]string{"GRADEFLOW_PREFETCH_BYTES": "0"}, wantErr: "GRADEFLOW_PREFETCH_BYTES"},
+		{name: "bad prefetch interval", env: map[string]string{"GRADEFLOW_PREFETCH_EVERY": "0s"}, wantErr: "GRADEFLOW_PREFETCH_EVERY"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

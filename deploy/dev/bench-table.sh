@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-table.sh: turn `go test -bench` output into the P1–P6 table that
+# bench-table.sh: turn `go test -bench` output into the table that
 # make bench prints. Usage: bench-table.sh FILE
 set -euo pipefail
 awk '
