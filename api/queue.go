@@ -41,10 +41,12 @@ type queueStats struct {
 	// runningStarted holds when each running job started, when measured:
 	// with it the estimate follows each slot instead of averaging them.
 	runningStarted []time.Time
-	// preQueue holds when each submission still before the queue (in
-	// stages submitted and sanity) was submitted: the earlier ones will
-	// queue ahead of a later one.
-	preQueue []time.Time
+	// waiting holds the submissions queued and those still before the
+	// queue (stages submitted and sanity), for the dispatch model.
+	waiting []store.Waiting
+	// mode is how the server dispatches: fairly between students, or
+	// first come, first served.
+	mode dispatchMode
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -205,18 +207,21 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		WindowSeconds: s.cfg.QueueWindow.Seconds(),
 		MeasuredAt:    now.UTC().Truncate(time.Millisecond),
 		defaultRun:    s.cfg.DefaultRun.Seconds(),
+		mode:          s.cfg.dispatch(),
 	}
 	var err error
-	if q.Queued, err = s.store.CountStage(ctx, contract.StageQueued); err != nil {
+	if q.waiting, err = s.store.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity); err != nil {
 		return queueStats{}, err
+	}
+	for _, w := range q.waiting {
+		if w.Stage == contract.StageQueued {
+			q.Queued++
+		}
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
 		return queueStats{}, err
 	}
 	q.Running = int64(len(q.runningStarted))
-	if q.preQueue, err = s.store.PreQueueSubmitted(ctx); err != nil {
-		return queueStats{}, err
-	}
 	if q.ExecutionSlots, q.ExecuteWorkers, err = s.store.ExecutionSlots(ctx, s.cfg.WorkerFresh); err != nil {
 		return queueStats{}, err
 	}
@@ -240,7 +245,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	q.MedianRunSeconds = median(latest(recent.Run))
 	q.MedianWaitSeconds = median(latest(recent.Wait))
 	q.MedianSanitySeconds = median(latest(recent.Sanity))
-	if start, done, ok := q.estimate(q.Queued+int64(len(q.preQueue)), true); ok {
+	if start, done, ok := q.estimate(q.aheadOfNew(), true); ok {
 		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil
@@ -278,19 +283,24 @@ func (s *server) getQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, q)
 }
 
-// preQueueAhead counts the submissions before the queue that were
-// submitted before t.
-func (q queueStats) preQueueAhead(t *time.Time) int64 {
-	if t == nil {
-		return 0
+// tasks is the dispatch model's view of the waiting submissions.
+func (q queueStats) tasks() []task {
+	ts := make([]task, 0, len(q.waiting)+1)
+	for _, w := range q.waiting {
+		ts = append(ts, taskOf(w))
 	}
-	var n int64
-	for _, s := range q.preQueue {
-		if s.Before(*t) {
-			n++
-		}
-	}
-	return n
+	return ts
+}
+
+// newTaskID names the model's task of a submission not made yet.
+const newTaskID = "\x00new"
+
+// aheadOfNew counts the tasks that would be dispatched before a live
+// submission made now by a student with nothing waiting.
+func (q queueStats) aheadOfNew() int64 {
+	ts := append(q.tasks(), task{id: newTaskID, priority: contract.PriorityLive, key: newTaskID, phase: phaseNew})
+	all, _, _ := ahead(q.mode, ts, newTaskID)
+	return all
 }
 
 // medianOf is how many of the latest samples the medians use.

@@ -178,13 +178,6 @@ func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
 	return s.stageTimes(ctx, []contract.Stage{contract.StageRunning}, "execute_started", func(t Times) *time.Time { return t.ExecuteStarted })
 }
 
-// PreQueueSubmitted returns when each submission not yet through its
-// sanity check (stages submitted and sanity) was submitted: those submitted
-// earlier will queue ahead of a later one.
-func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
-	return s.stageTimes(ctx, []contract.Stage{contract.StageSubmitted, contract.StageSanity}, "submitted", func(t Times) *time.Time { return t.Submitted })
-}
-
 // stageTimes returns one recorded time (field, read by get) of every
 // submission in one of stages: one equality query per stage, each served by
 // the stage index and bounded by the work in flight.
@@ -225,4 +218,56 @@ func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error)
 		return nil, fmt.Errorf("find next queued: %w", err)
 	}
 	return subs, nil
+}
+
+// Waiting is a submission waiting for an execution slot (or still before
+// the queue), with what decides its turn: who submitted it, its lane, and
+// when it queued (or was submitted).
+type Waiting struct {
+	ID         string
+	Student    string
+	Assignment string
+	Lane       string
+	Stage      contract.Stage
+	Submitted  time.Time // zero when unknown
+	Queued     time.Time // zero before the queue
+}
+
+// WaitingSubmissions returns every submission in one of stages (queued,
+// or those before the queue): one equality query per stage, served by the
+// stage index and bounded by the work in flight, reading only the fields
+// the dispatch order needs.
+func (s *Store) WaitingSubmissions(ctx context.Context, stages ...contract.Stage) ([]Waiting, error) {
+	var out []Waiting
+	for _, stage := range stages {
+		cur, err := s.submissions.Find(ctx, bson.D{{Key: "stage", Value: stage}},
+			options.Find().SetProjection(bson.D{
+				{Key: "student", Value: 1}, {Key: "assignment", Value: 1}, {Key: "lane", Value: 1},
+				{Key: "times.submitted", Value: 1}, {Key: "times.queued", Value: 1},
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
+		}
+		var docs []struct {
+			ID         string `bson:"_id"`
+			Student    string `bson:"student"`
+			Assignment string `bson:"assignment"`
+			Lane       string `bson:"lane"`
+			Times      Times  `bson:"times"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
+		}
+		for _, d := range docs {
+			w := Waiting{ID: d.ID, Student: d.Student, Assignment: d.Assignment, Lane: d.Lane, Stage: stage}
+			if d.Times.Submitted != nil {
+				w.Submitted = *d.Times.Submitted
+			}
+			if d.Times.Queued != nil && stage == contract.StageQueued {
+				w.Queued = *d.Times.Queued
+			}
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }

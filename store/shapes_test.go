@@ -464,7 +464,7 @@ func workload(t *testing.T, st *Store, history []string) {
 	must(err)
 	_, err = st.RunningStarts(ctx)
 	must(err)
-	_, err = st.PreQueueSubmitted(ctx)
+	_, err = st.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity)
 	must(err)
 	_, err = st.QueuedNext(ctx, 8)
 	must(err)

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/store"
+)
+
+// TestDispatchOrder checks the dispatch model against orders worked out
+// by hand from the fair matcher's passes (and, fairness off, FIFO). Each
+// waiting submission is written student+n: queued in the order listed,
+// "R" ones in the regrade lane, "~" ones still before the queue.
+func TestDispatchOrder(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    dispatchMode
+		waiting string // in arrival order
+		want    string // dispatch order
+	}{
+		// test/fairness_test.go's burst: A submits 6, then B, C, D one
+		// each, then a regrade. The server started them in this order.
+		{"fairness test burst", dispatchFair, "A1 A2 A3 A4 A5 A6 B1 C1 D1 R1", "A1 B1 C1 D1 A2 A3 A4 A5 A6 R1"},
+		{"fairness test burst, FIFO", dispatchFIFO, "A1 A2 A3 A4 A5 A6 B1 C1 D1 R1", "A1 A2 A3 A4 A5 A6 B1 C1 D1 R1"},
+		{"one student is FIFO", dispatchFair, "A1 A2 A3", "A1 A2 A3"},
+		{"round robin by rank, ties by arrival", dispatchFair, "A1 A2 B1 A3 B2 C1", "A1 B1 C1 A2 B2 A3"},
+		{"live before regrade, regrades fair by assignment", dispatchFair, "R1 R2 Q1 A1 A2", "A1 A2 R1 Q1 R2"},
+		{"live before regrade under FIFO too", dispatchFIFO, "R1 A1 R2 A2", "A1 A2 R1 R2"},
+		// Before the queue: they queue after every queued one, in
+		// submission order, and take their rank among their student's.
+		{"before the queue", dispatchFair, "A1 A2 A3 ~B1 ~A4 ~C1", "A1 B1 C1 A2 A3 A4"},
+		{"before the queue, FIFO", dispatchFIFO, "A1 A2 ~B1 A3", "A1 A2 A3 B1"},
+	}
+	base := time.Date(2026, 12, 4, 4, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tasks []task
+			for i, f := range strings.Fields(tt.waiting) {
+				w := store.Waiting{ID: strings.TrimPrefix(f, "~"), Assignment: "wc", Stage: contract.StageQueued,
+					Submitted: base.Add(time.Duration(i) * time.Second), Queued: base.Add(time.Duration(i) * time.Second)}
+				if strings.HasPrefix(f, "~") {
+					w.Stage, w.Queued = contract.StageSanity, time.Time{}
+				}
+				w.Student = w.ID[:1]
+				switch w.Student {
+				case "R":
+					w.Lane, w.Student = contract.LaneRegrade, "someone"
+				case "Q": // another assignment's regrade
+					w.Lane, w.Student, w.Assignment = contract.LaneRegrade, "someone", "tw"
+				}
+				tasks = append(tasks, taskOf(w))
+			}
+			var got []string
+			for _, tk := range dispatchOrder(tt.mode, tasks) {
+				got = append(got, tk.id)
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Errorf("%s order:\n got %s\nwant %s", tt.mode, g, tt.want)
+			}
+			// ahead agrees with the order, counting only the queued.
+			for i, id := range got {
+				all, queued, ok := ahead(tt.mode, tasks, id)
+				wantQueued := int64(0)
+				for _, prev := range got[:i] {
+					if !strings.Contains(tt.waiting, "~"+prev) {
+						wantQueued++
+					}
+				}
+				if !ok || all != int64(i) || queued != wantQueued {
+					t.Errorf("ahead(%s) = %d, %d, %v; want %d, %d", id, all, queued, ok, i, wantQueued)
+				}
+			}
+		})
+	}
+}
+
+// TestAheadOfNew: a submission made now by a student with nothing
+// waiting goes after the first task of every waiting student (fair), or
+// after every live one (FIFO); regrades never count.
+func TestAheadOfNew(t *testing.T) {
+	var waiting []store.Waiting
+	at := time.Now()
+	add := func(student, lane string, n int) {
+		for i := range n {
+			waiting = append(waiting, store.Waiting{ID: fmt.Sprintf("%s%d", student, i), Student: student, Assignment: "wc",
+				Lane: lane, Stage: contract.StageQueued, Queued: at})
+			at = at.Add(time.Second)
+		}
+	}
+	add("heavy", "", 20)
+	add("b", "", 1)
+	add("c", "", 2)
+	add("r", contract.LaneRegrade, 50)
+	for _, tt := range []struct {
+		mode dispatchMode
+		want int64
+	}{{dispatchFair, 3}, {dispatchFIFO, 23}} {
+		q := queueStats{waiting: waiting, mode: tt.mode}
+		if got := q.aheadOfNew(); got != tt.want {
+			t.Errorf("%s: %d ahead of a new submission, want %d", tt.mode, got, tt.want)
+		}
+	}
+}
+
+func TestFairnessConfig(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		want dispatchMode
+		ok   bool
+	}{{"", dispatchFair, true}, {"on", dispatchFair, true}, {"off", dispatchFIFO, true}, {"no", 0, false}} {
+		cfg, err := loadConfig(nil, func(k string) (string, bool) {
+			if k == "GRADEFLOW_FAIRNESS" && tt.env != "" {
+				return tt.env, true
+			}
+			return "", false
+		})
+		if (err == nil) != tt.ok {
+			t.Errorf("GRADEFLOW_FAIRNESS=%q: error %v, want ok %v", tt.env, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "GRADEFLOW_FAIRNESS") {
+				t.Errorf("error %q does not name GRADEFLOW_FAIRNESS", err)
+			}
+			continue
+		}
+		if got := cfg.dispatch(); got != tt.want {
+			t.Errorf("GRADEFLOW_FAIRNESS=%q: %s, want %s", tt.env, got, tt.want)
+		}
+	}
+}
