@@ -26,7 +26,7 @@ import (
 // tasks by priority, then fairly between students, not first come, first
 // served. The execute worker is stopped while a burst is queued: student A
 // submits 6, then B, C and D submit one each, then one regrade-lane
-// submission. Once all 10 execute tasks wait in the task queue's backlog,
+// submission, each once the one before has queued. Once all 10 execute tasks wait in the task queue's backlog,
 // one execute worker with ONE slot starts, and the order in which the jobs
 // started (times.execute_started, one slot so one at a time) is checked:
 // B, C and D start before A's later ones, and the regrade starts last.
@@ -59,6 +59,15 @@ func TestFairDispatchOrder(t *testing.T) {
 		run     client.WorkflowRun
 	}
 	var jobs []job
+	// Each is submitted once the one before has queued: the model orders
+	// by the queue time the read model has, which two sanity checks that
+	// end in the same instant could invert against the server's task order.
+	waitQueued := func(id string) {
+		waitFor(t, 2*time.Minute, id+" queued", func() (bool, error) {
+			sub, err := stk.store.Submission(ctx, id)
+			return err == nil && sub.Stage == contract.StageQueued, err
+		})
+	}
 	live := func(student string, n int) {
 		for i := range n {
 			id := fmt.Sprintf("%s-%s%d", run, student, i+1)
@@ -69,6 +78,7 @@ func TestFairDispatchOrder(t *testing.T) {
 				t.Fatalf("submit %s: created %v, %v", id, got.Created, err)
 			}
 			jobs = append(jobs, job{id: id, who: student, run: got.Run})
+			waitQueued(id)
 		}
 	}
 	live("A", 6)
@@ -84,6 +94,7 @@ func TestFairDispatchOrder(t *testing.T) {
 		t.Fatalf("submit %s: created %v, %v", rid, got.Created, err)
 	}
 	jobs = append(jobs, job{id: rid, who: "R", run: got.Run})
+	waitQueued(rid)
 
 	// Every execute task must wait in the backlog before a slot opens,
 	// or the first one to arrive is simply matched to the waiting poller.
