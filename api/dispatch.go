@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -46,6 +47,7 @@ type task struct {
 	key      string    // fairness key
 	phase    int       // phaseQueued, phasePreQueue or phaseNew
 	at       time.Time // when it queued (phaseQueued) or was submitted
+	pass     int64     // its pass on the server, as a passBook follows it
 }
 
 // taskOf is the execute task of a waiting submission: its priority and
@@ -67,43 +69,120 @@ func arrival(a, b task) int {
 	return cmp.Or(cmp.Compare(a.phase, b.phase), a.at.Compare(b.at), cmp.Compare(a.id, b.id))
 }
 
-// dispatchOrder returns tasks in the order the server dispatches them.
+// passBook follows the fair matcher's pass counter (server 1.29,
+// service/matching: the fair task writer's pickPasses and its map
+// counter). When the server writes a task to the backlog it gives it
+// pass = max(base, last pass of its fairness key + 1), base being the
+// pass its priority's backlog has dispatched up to, and it reads the
+// backlog in (priority, pass, task ID) order. So a student's waiting
+// tasks hold consecutive passes and the queue deals one task per student
+// per pass; a student who has had a turn in the current pass has the
+// next one a pass later; a student with nothing waiting joins the
+// current pass, behind those waiting in it.
 //
-// The model of the fair matcher (server 1.29, service/matching: the fair
-// task writer's pickPasses and its counter): each task gets a pass when it
-// is written, pass = max(base, last pass of its fairness key + 1), base
-// being the pass the queue has dispatched up to, and the backlog is read
-// in (priority, pass, task ID) order. So a key's waiting tasks hold
-// consecutive passes from the current one, and the queue deals one task
-// per key per pass: the k-th waiting task of a student goes after every
-// task of a higher priority, after the first k-1 waiting tasks of every
-// key, and after the k-th tasks that arrived before it. That is the order
-// here: (priority, rank within its key, arrival). Without fairness it is
-// (priority, arrival).
+// The book replays that from the API's snapshots of the queue: a task
+// queued since the last one gets its pass by the same rule, in queue
+// order; a task gone from the queue was dispatched, which moves base up
+// to its pass. Tasks still before the queue (and a submission not made
+// yet) get the pass they would get, without being kept. A fresh book (the
+// API just started) has seen no dispatches, so it assigns passes by rank
+// among each student's waiting tasks; it is exact for a burst that waits
+// for a slot (test/fairness_test.go).
 //
-// Where the model is not exact: tasks already dispatched in the current
-// pass are not known to it, so a key that has had its turn in this pass
-// has its next task one pass later on the server than its rank says; and
-// tasks that arrive later with a lower rank will still go ahead, which no
-// model of the waiting tasks can know. A burst that waits for a slot
-// (test/fairness_test.go) is exact.
-func dispatchOrder(mode dispatchMode, tasks []task) []task {
+// Where it is not exact: between two snapshots it applies the
+// dispatches before the arrivals; a task matched to an idle slot at once
+// takes no pass on the server, but one the book saw queued does; and
+// tasks that arrive later with a lower pass still go ahead, which no
+// model of the waiting tasks can know.
+type passBook struct {
+	mu     sync.Mutex
+	at     time.Time           // of the latest snapshot observed
+	base   map[int]int64       // by priority: the pass dispatched up to
+	last   map[string]lastPass // by fairness key: its latest task's pass
+	queued map[string]task     // by ID: the queued tasks seen, with their passes
+}
+
+// lastPass is the pass of a fairness key's latest task, in its priority.
+type lastPass struct {
+	pass     int64
+	priority int
+}
+
+func newPassBook() *passBook {
+	return &passBook{base: map[int]int64{}, last: map[string]lastPass{}, queued: map[string]task{}}
+}
+
+// assign returns tasks, in arrival order, each with its pass. With
+// observe, tasks is the queue as a snapshot taken at at saw it: every
+// queued task the book knew and tasks lacks was dispatched, and the new
+// queued ones take their passes for good. A snapshot older than one
+// observed already is not (two measurements can end out of order), nor is
+// a request's own read of the queue. Tasks the book does not keep (before
+// the queue, not made yet, or not observed) get the pass they would get
+// if they queued next.
+func (b *passBook) assign(tasks []task, at time.Time, observe bool) []task {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	observe = observe && !at.Before(b.at)
+	if observe {
+		b.at = at
+		now := make(map[string]bool, len(tasks))
+		for _, t := range tasks {
+			if t.phase == phaseQueued {
+				now[t.id] = true
+			}
+		}
+		for id, t := range b.queued {
+			if !now[id] {
+				b.base[t.priority] = max(b.base[t.priority], t.pass)
+				delete(b.queued, id)
+			}
+		}
+		for k, l := range b.last { // behind base: as good as unseen
+			if l.pass < b.base[l.priority] {
+				delete(b.last, k)
+			}
+		}
+	}
 	out := slices.Clone(tasks)
 	slices.SortFunc(out, arrival)
-	rank := make(map[string]int, len(out))
-	ranks := make(map[string]int, len(out)) // by task ID
-	for _, t := range out {
-		rank[t.key]++
-		ranks[t.id] = rank[t.key]
+	tentative := map[string]int64{} // latest passes of the tasks not kept
+	for i, t := range out {
+		if known, ok := b.queued[t.id]; ok && t.phase == phaseQueued {
+			out[i].pass = known.pass
+			continue
+		}
+		last, ok := tentative[t.key]
+		if !ok {
+			last = b.last[t.key].pass
+		}
+		t.pass = max(b.base[t.priority], last+1)
+		out[i] = t
+		if observe && t.phase == phaseQueued {
+			b.last[t.key] = lastPass{pass: t.pass, priority: t.priority}
+			b.queued[t.id] = t
+		} else {
+			tentative[t.key] = t.pass
+		}
 	}
-	slices.SortStableFunc(out, func(a, b task) int {
+	return out
+}
+
+// dispatchOrder returns tasks in the order the server dispatches them:
+// by priority, then pass (fair; the passes a passBook assigned), then
+// arrival.
+func dispatchOrder(mode dispatchMode, tasks []task) []task {
+	out := slices.Clone(tasks)
+	slices.SortFunc(out, func(a, b task) int {
 		if c := cmp.Compare(a.priority, b.priority); c != 0 {
 			return c
 		}
 		if mode == dispatchFair {
-			return cmp.Compare(ranks[a.id], ranks[b.id])
+			if c := cmp.Compare(a.pass, b.pass); c != 0 {
+				return c
+			}
 		}
-		return 0
+		return arrival(a, b)
 	})
 	return out
 }

@@ -53,6 +53,9 @@ func TestDispatchOrder(t *testing.T) {
 				}
 				tasks = append(tasks, taskOf(w))
 			}
+			if tt.mode == dispatchFair { // a fresh book: passes by rank
+				tasks = newPassBook().assign(tasks, base, true)
+			}
 			var got []string
 			for _, tk := range dispatchOrder(tt.mode, tasks) {
 				got = append(got, tk.id)
@@ -74,6 +77,61 @@ func TestDispatchOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPassBook follows the server's passes over snapshots of the queue,
+// where they differ from ranks among the waiting: a student who has had
+// a turn in the current pass waits for the next one.
+func TestPassBook(t *testing.T) {
+	at := time.Date(2026, 12, 4, 4, 0, 0, 0, time.UTC)
+	queued := func(id string, sec int) task {
+		return taskOf(store.Waiting{ID: id, Student: id[:1], Assignment: "wc", Stage: contract.StageQueued, Queued: at.Add(time.Duration(sec) * time.Second)})
+	}
+	steps := []struct {
+		name    string
+		snap    []task
+		observe bool
+		want    string
+	}{
+		{"burst: by rank", []task{queued("A1", 1), queued("A2", 2), queued("B1", 3), queued("C1", 4)}, true,
+			"A1@1 B1@1 C1@1 A2@2"},
+		// A1 and B1 were dispatched (base 1); B submits again: B's last
+		// pass is 1, so B2 gets 2 and goes after A2 (ranks would put it
+		// first, before A2); D, new, joins the current pass, after C1.
+		{"B had its turn", []task{queued("A2", 2), queued("C1", 4), queued("B2", 5), queued("D1", 6)}, true,
+			"C1@1 D1@1 A2@2 B2@2"},
+		// An older snapshot (a measurement that ended late) changes
+		// nothing: A1, gone, is only priced as a new task of A's.
+		{"stale snapshot ignored", []task{queued("A1", 1)}, true, "A1@3"},
+		// A request's own read: E, unseen, would join the current pass.
+		{"not observed", []task{queued("A2", 2), queued("C1", 4), queued("B2", 5), queued("D1", 6), queued("E1", 7)}, false,
+			"C1@1 D1@1 E1@1 A2@2 B2@2"},
+		// C1 and D1 dispatched: base stays 1, so E1, observed now, still
+		// joins pass 1 and goes first; A3 follows A2.
+		{"late joiner", []task{queued("A2", 2), queued("B2", 5), queued("E1", 7), queued("A3", 8)}, true,
+			"E1@1 A2@2 B2@2 A3@3"},
+		// A2 and E1 dispatched: base 2; C, back, joins pass 2 after B2.
+		{"next pass", []task{queued("B2", 5), queued("A3", 8), queued("C2", 9)}, true,
+			"B2@2 C2@2 A3@3"},
+	}
+	b := newPassBook()
+	for i, st := range steps {
+		at := at
+		if st.name == "stale snapshot ignored" {
+			at = at.Add(-time.Hour)
+		}
+		snap := st.snap
+		got := func() string {
+			var ids []string
+			for _, tk := range dispatchOrder(dispatchFair, b.assign(snap, at.Add(time.Duration(i)*time.Minute), st.observe)) {
+				ids = append(ids, fmt.Sprintf("%s@%d", tk.id, tk.pass))
+			}
+			return strings.Join(ids, " ")
+		}()
+		if got != st.want {
+			t.Errorf("step %d (%s):\n got %s\nwant %s", i, st.name, got, st.want)
+		}
 	}
 }
 

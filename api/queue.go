@@ -47,6 +47,9 @@ type queueStats struct {
 	// mode is how the server dispatches: fairly between students, or
 	// first come, first served.
 	mode dispatchMode
+	// passes follows the server's passes (fair dispatch); the measurement
+	// observes the queue into it.
+	passes *passBook
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -208,6 +211,7 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		MeasuredAt:    now.UTC().Truncate(time.Millisecond),
 		defaultRun:    s.cfg.DefaultRun.Seconds(),
 		mode:          s.cfg.dispatch(),
+		passes:        s.passes,
 	}
 	var err error
 	if q.waiting, err = s.store.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity); err != nil {
@@ -217,6 +221,9 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		if w.Stage == contract.StageQueued {
 			q.Queued++
 		}
+	}
+	if q.mode == dispatchFair && q.passes != nil {
+		q.passes.assign(q.tasks(), now, true)
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
 		return queueStats{}, err
@@ -299,8 +306,21 @@ const newTaskID = "\x00new"
 // submission made now by a student with nothing waiting.
 func (q queueStats) aheadOfNew() int64 {
 	ts := append(q.tasks(), task{id: newTaskID, priority: contract.PriorityLive, key: newTaskID, phase: phaseNew})
-	all, _, _ := ahead(q.mode, ts, newTaskID)
+	all, _, _ := ahead(q.mode, q.assign(ts), newTaskID)
 	return all
+}
+
+// assign gives tasks their passes under fair dispatch, from what the
+// passes book has observed (a fresh book when there is none).
+func (q queueStats) assign(ts []task) []task {
+	if q.mode != dispatchFair {
+		return ts
+	}
+	book := q.passes
+	if book == nil {
+		book = newPassBook()
+	}
+	return book.assign(ts, q.MeasuredAt, false)
 }
 
 // medianOf is how many of the latest samples the medians use.

@@ -260,7 +260,7 @@ func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) 
 	if !found {
 		tasks = append(tasks, taskOf(self))
 	}
-	all, queued, _ = ahead(q.mode, tasks, sub.ID)
+	all, queued, _ = ahead(q.mode, q.assign(tasks), sub.ID)
 	return all, queued, nil
 }
 
