@@ -227,7 +227,7 @@ func BenchmarkP10Rush(b *testing.B) {
 
 		var rejected, lost, graded int
 		waits, turns := map[string][]float64{}, map[string][]float64{}
-		etaErr := map[string][]float64{}
+		etaErr, etaBias := map[string][]float64{}, map[string][]float64{}
 		var firstStart, lastEnd time.Time
 		for _, s := range out {
 			if s.err != nil {
@@ -255,6 +255,7 @@ func BenchmarkP10Rush(b *testing.B) {
 				turns[g] = append(turns[g], end.Sub(s.posted).Seconds())
 				if s.promised != nil {
 					etaErr[g] = append(etaErr[g], math.Abs(st.Sub(*s.promised).Seconds())/max(wait, 0.5))
+					etaBias[g] = append(etaBias[g], s.promised.Sub(st).Seconds()/max(wait, 0.5))
 				}
 			}
 		}
@@ -268,6 +269,7 @@ func BenchmarkP10Rush(b *testing.B) {
 			b.ReportMetric(percentile(turns[g], 95), g+"_turnaround_p95_s")
 			if len(etaErr[g]) > 0 {
 				b.ReportMetric(100*median(etaErr[g]), g+"_eta_median_error_%")
+				b.ReportMetric(100*median(etaBias[g]), g+"_eta_median_bias_%") // > 0: promised later than it started
 			}
 			b.Logf("%-5s %4d submissions: wait p50 %.1fs p95 %.1fs; turnaround p50 %.1fs p95 %.1fs; ETA median error %.0f%% (%d promises)",
 				g, len(waits[g]), percentile(waits[g], 50), percentile(waits[g], 95), percentile(turns[g], 50), percentile(turns[g], 95),
