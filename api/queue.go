@@ -31,7 +31,10 @@ type queueStats struct {
 	MedianWaitSeconds   *float64 `json:"median_wait_seconds"`       // queued → execute_started, over the window
 	MedianRunSeconds    *float64 `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
 	MedianSanitySeconds *float64 `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
-	ETASecondsForNew    *float64 `json:"eta_seconds_for_new"`       // eta of a submission made now
+	// MedianPreQueueSeconds is submitted → queued over the window: the
+	// sanity step with the waits before and after it.
+	MedianPreQueueSeconds *float64 `json:"median_prequeue_seconds"`
+	ETASecondsForNew      *float64 `json:"eta_seconds_for_new"` // eta of a submission made now
 	// StartETASecondsForNew is when a submission made now would start running.
 	StartETASecondsForNew *float64  `json:"start_eta_seconds_for_new"`
 	WindowSeconds         float64   `json:"window_seconds"`
@@ -66,13 +69,31 @@ type queueStats struct {
 // once p+1 slots have freed, less the F = max(0, S − running) slots free
 // now, and then runs r seconds:
 //
-//	eta = max(0, p + 1 − F) / μ + r  (+ median sanity time, before the queue)
+//	eta = max(0, p + 1 − F) / μ + r  (+ the time left before the queue)
 //
 // Saturated, this is ((p+1)/S + 1)·r: a slightly pessimistic M/D/S
 // estimate that ignores how far the running jobs are.
 func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
-	_, done, ok := q.estimate(ahead, preQueue)
+	left := 0.0
+	if preQueue {
+		left = q.preQueueLeft(0)
+	}
+	_, done, ok := q.estimate(ahead, left)
 	return done, ok
+}
+
+// preQueueLeft is how long a submission made age seconds ago still has
+// to go before it queues: the median time from submission to the queue
+// (the sanity step's own median before that is measured) less its age.
+func (q queueStats) preQueueLeft(age float64) float64 {
+	m := q.MedianPreQueueSeconds
+	if m == nil {
+		m = q.MedianSanitySeconds
+	}
+	if m == nil {
+		return 0
+	}
+	return max(0, *m-age)
 }
 
 // estimate returns both the seconds until the submission starts running
@@ -82,9 +103,9 @@ func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
 // the queue forward slot by slot instead: each running job frees its slot
 // r seconds after it started (now if it is late), idle slots are free now,
 // and each of the p jobs ahead, then this one, takes the earliest free
-// slot and holds it r seconds. A submission still in its sanity check
-// starts no earlier than the median sanity time from now.
-func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, ok bool) {
+// slot and holds it r seconds. A submission not queued yet starts no
+// earlier than preQueueLeft from now (see preQueueLeft).
+func (q queueStats) estimate(ahead int64, preQueueLeft float64) (start, done float64, ok bool) {
 	if q.ExecutionSlots <= 0 {
 		return 0, 0, false
 	}
@@ -94,17 +115,13 @@ func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, o
 	}
 	if q.runningStarted != nil {
 		start = q.playForward(ahead, run, time.Now())
-		if preQueue && q.MedianSanitySeconds != nil {
-			start = max(start, *q.MedianSanitySeconds)
-		}
+		start = max(start, preQueueLeft)
 	} else {
 		slots := float64(q.ExecutionSlots)
 		mu := max(slots/run, q.ThroughputPerMinute/60)
 		free := max(0, slots-float64(q.Running))
 		start = max(0, float64(ahead)+1-free) / mu
-		if preQueue && q.MedianSanitySeconds != nil {
-			start += *q.MedianSanitySeconds
-		}
+		start += preQueueLeft
 	}
 	return math.Round(start*10) / 10, math.Round((start+run)*10) / 10, true
 }
@@ -252,7 +269,8 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	q.MedianRunSeconds = median(latest(recent.Run))
 	q.MedianWaitSeconds = median(latest(recent.Wait))
 	q.MedianSanitySeconds = median(latest(recent.Sanity))
-	if start, done, ok := q.estimate(q.aheadOfNew(), true); ok {
+	q.MedianPreQueueSeconds = median(latest(recent.PreQueue))
+	if start, done, ok := q.estimate(q.aheadOfNew(), q.preQueueLeft(0)); ok {
 		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil

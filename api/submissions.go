@@ -206,7 +206,15 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 	// Those still in their sanity check that will queue ahead of it count
 	// for the estimate, not the position.
 	ahead := all
-	if start, done, ok := q.estimate(ahead, sub.Stage != contract.StageQueued); ok {
+	left := 0.0
+	if sub.Stage != contract.StageQueued {
+		age := 0.0
+		if sub.Times.Submitted != nil {
+			age = s.now().Sub(*sub.Times.Submitted).Seconds()
+		}
+		left = q.preQueueLeft(age)
+	}
+	if start, done, ok := q.estimate(ahead, left); ok {
 		v.StartETASeconds, v.ETASeconds = &start, &done
 	}
 	return v, nil
