@@ -225,9 +225,8 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 // position), by the dispatch model of q.mode. Before the queue, the
 // queue measurement (at most the cache's age old) is used, which spares
 // each poll a query. In the queue, the queued submissions are read per
-// request, so the position is exact: under FIFO a count of those queued
-// earlier; under fair dispatch the model's order over them, with the
-// measurement's submissions still before the queue.
+// request, so the position is exact, with the measurement's submissions
+// still before the queue (which can go ahead of it only when fair).
 func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) (all, queued int64, err error) {
 	self := store.Waiting{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment, Lane: sub.Lane, Stage: sub.Stage}
 	if sub.Times.Submitted != nil {
@@ -238,10 +237,6 @@ func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) 
 	}
 	waiting := q.waiting
 	if sub.Stage == contract.StageQueued {
-		if q.mode == dispatchFIFO {
-			n, err := s.store.QueuePosition(ctx, sub)
-			return n, n, err
-		}
 		fresh, err := s.store.WaitingSubmissions(ctx, contract.StageQueued)
 		if err != nil {
 			return 0, 0, err
