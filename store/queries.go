@@ -57,37 +57,6 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter, after P
 	return subs, nil
 }
 
-// QueuePosition counts the submissions ahead of sub that wait for an
-// execution slot: those in stage queued that were queued before it. A
-// submission that has not reached the queue yet has every queued one ahead
-// of it; one past the queue has none.
-func (s *Store) QueuePosition(ctx context.Context, sub Submission) (int64, error) {
-	filter := bson.D{{Key: "stage", Value: contract.StageQueued}}
-	switch sub.Stage {
-	case contract.StageSubmitted, contract.StageSanity:
-	case contract.StageQueued:
-		if sub.Times.Queued != nil {
-			filter = append(filter, bson.E{Key: "times.queued", Value: bson.D{{Key: "$lt", Value: *sub.Times.Queued}}})
-		}
-	default:
-		return 0, nil
-	}
-	n, err := s.submissions.CountDocuments(ctx, filter)
-	if err != nil {
-		return 0, fmt.Errorf("count queue ahead of %s: %w", sub.ID, err)
-	}
-	return n, nil
-}
-
-// CountStage counts the submissions currently in stage.
-func (s *Store) CountStage(ctx context.Context, stage contract.Stage) (int64, error) {
-	n, err := s.submissions.CountDocuments(ctx, bson.D{{Key: "stage", Value: stage}})
-	if err != nil {
-		return 0, fmt.Errorf("count stage %s: %w", stage, err)
-	}
-	return n, nil
-}
-
 func (s *Store) findTimes(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]Times, error) {
 	cur, err := s.submissions.Find(ctx, filter, opts)
 	if err != nil {
