@@ -56,6 +56,7 @@ type Config struct {
 	WorkerFresh       time.Duration // a worker heartbeat older than this is offline
 	QueueCacheTTL     time.Duration // queue statistics are reused this long
 	DefaultRun        time.Duration // run time assumed by the ETA before any is measured
+	Fairness          string        // the server's execute-queue dispatch: "on" (fair between students) or "off" (FIFO)
 	LogLevel          string
 }
 
@@ -116,6 +117,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Duration(&cfg.WorkerFresh, "worker-fresh", "GRADEFLOW_WORKER_FRESH", 30*time.Second, "age beyond which a worker heartbeat is stale")
 	l.Duration(&cfg.QueueCacheTTL, "queue-cache", "GRADEFLOW_QUEUE_CACHE", 2*time.Second, "reuse queue statistics this long")
 	l.Duration(&cfg.DefaultRun, "default-run", "GRADEFLOW_ETA_DEFAULT_RUN", time.Minute, "run time the ETA assumes before any is measured")
+	l.String(&cfg.Fairness, "fairness", "GRADEFLOW_FAIRNESS", "on", "the Temporal server's task-queue fairness (deploy/dev/temporal.sh): on or off")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
 	rest, err := l.Parse(args)
 	if err != nil {
@@ -129,6 +131,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.MaxUpload > 0, "GRADEFLOW_MAX_UPLOAD: must be positive")
 	l.Check(cfg.MaxAssignment > 0, "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD: must be positive")
 	l.Check(cfg.MaxDataset > 0, "GRADEFLOW_MAX_DATASET: must be positive")
+	l.Check(cfg.Fairness == "on" || cfg.Fairness == "off", "GRADEFLOW_FAIRNESS: %q is neither on nor off", cfg.Fairness)
 	l.Check(cfg.RatePerMinute >= 0, "GRADEFLOW_RATE_PER_MINUTE: must not be negative")
 	l.Check(cfg.RateBurst >= 0, "GRADEFLOW_RATE_BURST: must not be negative")
 	l.Check(cfg.RatePerMinute == 0 || cfg.RateBurst > 0, "GRADEFLOW_RATE_BURST: must be at least 1 when the rate limit is on")
@@ -143,6 +146,14 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// dispatch is the execute queue's dispatch order, as the ETA models it.
+func (c Config) dispatch() dispatchMode {
+	if c.Fairness == "off" {
+		return dispatchFIFO
+	}
+	return dispatchFair
 }
 
 func splitTokens(s string) []string {

@@ -31,7 +31,10 @@ type queueStats struct {
 	MedianWaitSeconds   *float64 `json:"median_wait_seconds"`       // queued → execute_started, over the window
 	MedianRunSeconds    *float64 `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
 	MedianSanitySeconds *float64 `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
-	ETASecondsForNew    *float64 `json:"eta_seconds_for_new"`       // eta of a submission made now
+	// MedianPreQueueSeconds is submitted → queued over the window: the
+	// sanity step with the waits before and after it.
+	MedianPreQueueSeconds *float64 `json:"median_prequeue_seconds"`
+	ETASecondsForNew      *float64 `json:"eta_seconds_for_new"` // eta of a submission made now
 	// StartETASecondsForNew is when a submission made now would start running.
 	StartETASecondsForNew *float64  `json:"start_eta_seconds_for_new"`
 	WindowSeconds         float64   `json:"window_seconds"`
@@ -41,10 +44,15 @@ type queueStats struct {
 	// runningStarted holds when each running job started, when measured:
 	// with it the estimate follows each slot instead of averaging them.
 	runningStarted []time.Time
-	// preQueue holds when each submission still before the queue (in
-	// stages submitted and sanity) was submitted: the earlier ones will
-	// queue ahead of a later one.
-	preQueue []time.Time
+	// waiting holds the submissions queued and those still before the
+	// queue (stages submitted and sanity), for the dispatch model.
+	waiting []store.Waiting
+	// mode is how the server dispatches: fairly between students, or
+	// first come, first served.
+	mode dispatchMode
+	// passes follows the server's passes (fair dispatch); the measurement
+	// observes the queue into it.
+	passes *passBook
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -61,13 +69,31 @@ type queueStats struct {
 // once p+1 slots have freed, less the F = max(0, S − running) slots free
 // now, and then runs r seconds:
 //
-//	eta = max(0, p + 1 − F) / μ + r  (+ median sanity time, before the queue)
+//	eta = max(0, p + 1 − F) / μ + r  (+ the time left before the queue)
 //
 // Saturated, this is ((p+1)/S + 1)·r: a slightly pessimistic M/D/S
 // estimate that ignores how far the running jobs are.
 func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
-	_, done, ok := q.estimate(ahead, preQueue)
+	left := 0.0
+	if preQueue {
+		left = q.preQueueLeft(0)
+	}
+	_, done, ok := q.estimate(ahead, left)
 	return done, ok
+}
+
+// preQueueLeft is how long a submission made age seconds ago still has
+// to go before it queues: the median time from submission to the queue
+// (the sanity step's own median before that is measured) less its age.
+func (q queueStats) preQueueLeft(age float64) float64 {
+	m := q.MedianPreQueueSeconds
+	if m == nil {
+		m = q.MedianSanitySeconds
+	}
+	if m == nil {
+		return 0
+	}
+	return max(0, *m-age)
 }
 
 // estimate returns both the seconds until the submission starts running
@@ -77,9 +103,9 @@ func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
 // the queue forward slot by slot instead: each running job frees its slot
 // r seconds after it started (now if it is late), idle slots are free now,
 // and each of the p jobs ahead, then this one, takes the earliest free
-// slot and holds it r seconds. A submission still in its sanity check
-// starts no earlier than the median sanity time from now.
-func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, ok bool) {
+// slot and holds it r seconds. A submission not queued yet starts no
+// earlier than preQueueLeft from now (see preQueueLeft).
+func (q queueStats) estimate(ahead int64, preQueueLeft float64) (start, done float64, ok bool) {
 	if q.ExecutionSlots <= 0 {
 		return 0, 0, false
 	}
@@ -89,17 +115,13 @@ func (q queueStats) estimate(ahead int64, preQueue bool) (start, done float64, o
 	}
 	if q.runningStarted != nil {
 		start = q.playForward(ahead, run, time.Now())
-		if preQueue && q.MedianSanitySeconds != nil {
-			start = max(start, *q.MedianSanitySeconds)
-		}
+		start = max(start, preQueueLeft)
 	} else {
 		slots := float64(q.ExecutionSlots)
 		mu := max(slots/run, q.ThroughputPerMinute/60)
 		free := max(0, slots-float64(q.Running))
 		start = max(0, float64(ahead)+1-free) / mu
-		if preQueue && q.MedianSanitySeconds != nil {
-			start += *q.MedianSanitySeconds
-		}
+		start += preQueueLeft
 	}
 	return math.Round(start*10) / 10, math.Round((start+run)*10) / 10, true
 }
@@ -205,18 +227,25 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 		WindowSeconds: s.cfg.QueueWindow.Seconds(),
 		MeasuredAt:    now.UTC().Truncate(time.Millisecond),
 		defaultRun:    s.cfg.DefaultRun.Seconds(),
+		mode:          s.cfg.dispatch(),
+		passes:        s.passes,
 	}
 	var err error
-	if q.Queued, err = s.store.CountStage(ctx, contract.StageQueued); err != nil {
+	if q.waiting, err = s.store.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity); err != nil {
 		return queueStats{}, err
+	}
+	for _, w := range q.waiting {
+		if w.Stage == contract.StageQueued {
+			q.Queued++
+		}
+	}
+	if q.mode == dispatchFair && q.passes != nil {
+		q.passes.assign(q.tasks(), now, true)
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
 		return queueStats{}, err
 	}
 	q.Running = int64(len(q.runningStarted))
-	if q.preQueue, err = s.store.PreQueueSubmitted(ctx); err != nil {
-		return queueStats{}, err
-	}
 	if q.ExecutionSlots, q.ExecuteWorkers, err = s.store.ExecutionSlots(ctx, s.cfg.WorkerFresh); err != nil {
 		return queueStats{}, err
 	}
@@ -240,7 +269,8 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	q.MedianRunSeconds = median(latest(recent.Run))
 	q.MedianWaitSeconds = median(latest(recent.Wait))
 	q.MedianSanitySeconds = median(latest(recent.Sanity))
-	if start, done, ok := q.estimate(q.Queued+int64(len(q.preQueue)), true); ok {
+	q.MedianPreQueueSeconds = median(latest(recent.PreQueue))
+	if start, done, ok := q.estimate(q.aheadOfNew(), q.preQueueLeft(0)); ok {
 		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil
@@ -278,19 +308,37 @@ func (s *server) getQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, q)
 }
 
-// preQueueAhead counts the submissions before the queue that were
-// submitted before t.
-func (q queueStats) preQueueAhead(t *time.Time) int64 {
-	if t == nil {
-		return 0
+// tasks is the dispatch model's view of the waiting submissions.
+func (q queueStats) tasks() []task {
+	ts := make([]task, 0, len(q.waiting)+1)
+	for _, w := range q.waiting {
+		ts = append(ts, taskOf(w))
 	}
-	var n int64
-	for _, s := range q.preQueue {
-		if s.Before(*t) {
-			n++
-		}
+	return ts
+}
+
+// newTaskID names the model's task of a submission not made yet.
+const newTaskID = "\x00new"
+
+// aheadOfNew counts the tasks that would be dispatched before a live
+// submission made now by a student with nothing waiting.
+func (q queueStats) aheadOfNew() int64 {
+	ts := append(q.tasks(), task{id: newTaskID, priority: contract.PriorityLive, key: newTaskID, phase: phaseNew})
+	all, _, _ := ahead(q.mode, q.assign(ts), newTaskID)
+	return all
+}
+
+// assign gives tasks their passes under fair dispatch, from what the
+// passes book has observed (a fresh book when there is none).
+func (q queueStats) assign(ts []task) []task {
+	if q.mode != dispatchFair {
+		return ts
 	}
-	return n
+	book := q.passes
+	if book == nil {
+		book = newPassBook()
+	}
+	return book.assign(ts, q.MeasuredAt, false)
 }
 
 // medianOf is how many of the latest samples the medians use.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -13,9 +14,18 @@ import (
 )
 
 // TestQueue seeds a known queue and checks the measurements and the ETA
-// model against numbers worked out by hand.
+// model against numbers worked out by hand, with the server's dispatch
+// fair between students and without (GRADEFLOW_FAIRNESS=off).
 func TestQueue(t *testing.T) {
-	e := newEnv(t, nil, nil)
+	for _, fairness := range []string{"on", "off"} {
+		t.Run("fairness "+fairness, func(t *testing.T) { testQueue(t, fairness) })
+	}
+}
+
+func testQueue(t *testing.T, fairness string) {
+	cfg := testConfig()
+	cfg.Fairness = fairness
+	e := newEnv(t, &cfg, nil)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
@@ -43,14 +53,20 @@ func TestQueue(t *testing.T) {
 		start, end *time.Time // end nil: still running
 	}
 	var runs []run
+	student := func(id string) string {
+		if id == "q3" {
+			return "t"
+		}
+		return "s"
+	}
 	add := func(id string, stage contract.Stage, times store.Times) {
 		if times.ExecuteStarted != nil {
 			runs = append(runs, run{id: id, start: times.ExecuteStarted, end: times.ExecuteEnded})
 			stage, times.ExecuteStarted, times.ExecuteEnded = contract.StageQueued, nil, nil
 		}
-		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: "s", Stage: stage, Status: contract.StatusPending, Times: times})
+		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: student(id), Stage: stage, Status: contract.StatusPending, Times: times})
 	}
-	// Queued: three, oldest first; running: two.
+	// Queued: three, oldest first, the third another student's; running: two.
 	add("q1", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-50 * time.Second)})
 	add("q2", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-40 * time.Second)})
 	add("q3", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-30 * time.Second)})
@@ -58,14 +74,15 @@ func TestQueue(t *testing.T) {
 	add("r2", contract.StageRunning, store.Times{Submitted: at(-3 * time.Minute), Queued: at(-2 * time.Minute), ExecuteStarted: at(-time.Minute)})
 	add("s1", contract.StageSubmitted, store.Times{Submitted: at(-time.Second)})
 	// Five executions in the window: runs 10..50 s (median 30), waits
-	// 5,5,10,10,20 s (median 10), sanity 2 s each.
+	// 5,5,10,10,20 s (median 10), sanity 2 s each, 3 s from submission
+	// to the queue (r1 and r2 took 60 s: the median is 3 s).
 	waits := []time.Duration{5, 5, 10, 10, 20}
 	for i, run := range []time.Duration{10, 20, 30, 40, 50} {
 		end := -time.Duration(i+1) * time.Minute
 		start := end - run*time.Second
 		queued := start - waits[i]*time.Second
 		add("d"+string(rune('1'+i)), contract.StageDone, store.Times{
-			SanityStarted: at(queued - 2*time.Second), Queued: at(queued), ExecuteStarted: at(start), ExecuteEnded: at(end),
+			Submitted: at(queued - 3*time.Second), SanityStarted: at(queued - 2*time.Second), Queued: at(queued), ExecuteStarted: at(start), ExecuteEnded: at(end),
 		})
 	}
 	// One outside the window.
@@ -90,9 +107,12 @@ func TestQueue(t *testing.T) {
 
 	// By hand, playing the queue forward: S=4 slots, r=30 s; r1 and r2
 	// started 60 s ago, past the median run, so their slots free now: all
-	// four are free. A new submission has the 3 queued and s1 (still in
-	// its sanity check) ahead, who take the four slots: it starts when the
-	// first frees, at 30 s, and is graded at 60 s. s1 itself has 3 ahead.
+	// four are free. FIFO: a new submission has the 3 queued and s1 (still
+	// in its sanity check) ahead, who take the four slots: it starts when
+	// the first frees, at 30 s, and is graded at 60 s. Fair: a new
+	// student's submission goes after the first of s's and t's only (q1,
+	// q3), and would take the third free slot at once, but is 3 s from the
+	// queue (the median): it starts at 3 s and is graded at 33 s.
 	r := e.get(portalToken, "/v1/queue")
 	if r.status != http.StatusOK {
 		t.Fatalf("queue: %d %s", r.status, r.body)
@@ -100,8 +120,11 @@ func TestQueue(t *testing.T) {
 	q := r.json(t)
 	want := map[string]any{
 		"queued": 3.0, "running": 2.0, "execution_slots": 4.0, "execute_workers": 2.0, "slots_source": "heartbeats",
-		"throughput_per_minute": 0.5, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0,
+		"throughput_per_minute": 0.5, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0, "median_prequeue_seconds": 3.0,
 		"eta_seconds_for_new": 60.0, "start_eta_seconds_for_new": 30.0, "window_seconds": 600.0, "execute_pollers": 0.0,
+	}
+	if fairness == "on" {
+		want["eta_seconds_for_new"], want["start_eta_seconds_for_new"] = 33.0, 3.0
 	}
 	for k, v := range want {
 		if q[k] != v {
@@ -110,14 +133,22 @@ func TestQueue(t *testing.T) {
 	}
 
 	// Positions: q1, q2 and q3 each find a free slot: graded in 30 s.
-	// s1 has not reached the queue: all 3 ahead, then its sanity: 32 s.
+	// s1 has not reached the queue: all 3 ahead; submitted 1 s ago, it
+	// queues in 2 s (the median 3 s less its age): 32 s.
+	// Fair, t's q3 goes before s's second, q2.
+	positions := map[string]float64{"q1": 0, "q2": 1, "q3": 2, "s1": 3}
+	if fairness == "on" {
+		positions["q2"], positions["q3"] = 2, 1
+	}
 	for _, tt := range []struct {
 		id  string
 		pos float64
 		eta float64
-	}{{"q1", 0, 30}, {"q2", 1, 30}, {"q3", 2, 30}, {"s1", 3, 32}} {
+	}{{"q1", positions["q1"], 30}, {"q2", positions["q2"], 30}, {"q3", positions["q3"], 30}, {"s1", positions["s1"], 32}} {
 		m := e.get(portalToken, "/v1/submissions/"+tt.id).json(t)
-		if m["position"] != tt.pos || m["eta_seconds"] != tt.eta {
+		// s1's age grows as the test runs: a second's tolerance.
+		eta, _ := m["eta_seconds"].(float64)
+		if m["position"] != tt.pos || math.Abs(eta-tt.eta) > 1 {
 			t.Errorf("%s: position %v eta %v, want %v and %v", tt.id, m["position"], m["eta_seconds"], tt.pos, tt.eta)
 		}
 	}

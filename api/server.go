@@ -34,6 +34,7 @@ type server struct {
 	metrics  *metrics
 	webhooks *http.Client // signs test deliveries with the webhook secret
 	queue    *queueCache
+	passes   *passBook // the fair matcher's passes, followed from the queue measurements
 	intake   *intake.Service
 	now      func() time.Time
 }
@@ -55,6 +56,7 @@ func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Clien
 		}),
 		now: time.Now,
 	}
+	s.passes = newPassBook()
 	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue, base: ctx}
 	return s
 }

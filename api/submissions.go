@@ -205,26 +205,73 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 	if err != nil {
 		return v, err
 	}
-	// Before the queue every queued submission is ahead: that count is the
-	// queue measurement's (at most the cache's age old), which spares each
-	// poll a count. In the queue, the count is exact and per request.
-	pos := q.Queued
-	if sub.Stage == contract.StageQueued {
-		if pos, err = s.store.QueuePosition(ctx, sub); err != nil {
-			return v, err
-		}
+	all, pos, err := s.ahead(ctx, q, sub)
+	if err != nil {
+		return v, err
 	}
 	v.Position = &pos
-	// Those still in their sanity check but submitted earlier will queue
-	// ahead of it too: they count for the estimate, not the position.
-	ahead := pos
+	// Those still in their sanity check that will queue ahead of it count
+	// for the estimate, not the position.
+	ahead := all
+	left := 0.0
 	if sub.Stage != contract.StageQueued {
-		ahead += q.preQueueAhead(sub.Times.Submitted)
+		age := 0.0
+		if sub.Times.Submitted != nil {
+			age = s.now().Sub(*sub.Times.Submitted).Seconds()
+		}
+		left = q.preQueueLeft(age)
 	}
-	if start, done, ok := q.estimate(ahead, sub.Stage != contract.StageQueued); ok {
+	if start, done, ok := q.estimate(ahead, left); ok {
 		v.StartETASeconds, v.ETASeconds = &start, &done
 	}
 	return v, nil
+}
+
+// ahead counts the submissions the server will dispatch before sub, in
+// all (those still before the queue included) and those queued now (its
+// position), by the dispatch model of q.mode. Before the queue, the
+// queue measurement (at most the cache's age old) is used, which spares
+// each poll a query. In the queue, the queued submissions are read per
+// request, so the position is exact, with the measurement's submissions
+// still before the queue (which can go ahead of it only when fair).
+func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) (all, queued int64, err error) {
+	self := store.Waiting{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment, Lane: sub.Lane, Stage: sub.Stage}
+	if sub.Times.Submitted != nil {
+		self.Submitted = *sub.Times.Submitted
+	}
+	if sub.Times.Queued != nil {
+		self.Queued = *sub.Times.Queued
+	}
+	waiting := q.waiting
+	if sub.Stage == contract.StageQueued {
+		fresh, err := s.store.WaitingSubmissions(ctx, contract.StageQueued)
+		if err != nil {
+			return 0, 0, err
+		}
+		in := make(map[string]bool, len(fresh))
+		for _, w := range fresh {
+			in[w.ID] = true
+		}
+		for _, w := range q.waiting {
+			if w.Stage != contract.StageQueued && !in[w.ID] {
+				fresh = append(fresh, w)
+			}
+		}
+		waiting = fresh
+	}
+	tasks := make([]task, 0, len(waiting)+1)
+	found := false
+	for _, w := range waiting {
+		if w.ID == sub.ID {
+			w, found = self, true // as the request read it
+		}
+		tasks = append(tasks, taskOf(w))
+	}
+	if !found {
+		tasks = append(tasks, taskOf(self))
+	}
+	all, queued, _ = ahead(q.mode, q.assign(tasks), sub.ID)
+	return all, queued, nil
 }
 
 // getSubmission answers a submission's document, with its queue position.

@@ -25,6 +25,7 @@ const executionsKept = 2 * time.Hour
 // execution is an entry of the executions collection.
 type execution struct {
 	ID            string     `bson:"_id"`
+	Submitted     *time.Time `bson:"submitted,omitempty"`
 	SanityStarted *time.Time `bson:"sanity_started,omitempty"`
 	Queued        *time.Time `bson:"queued,omitempty"`
 	Started       time.Time  `bson:"execute_started"`
@@ -39,6 +40,9 @@ func (s *Store) openExecution(ctx context.Context, id string, t Times) error {
 		return nil
 	}
 	set := bson.D{}
+	if t.Submitted != nil {
+		set = append(set, bson.E{Key: "submitted", Value: *t.Submitted})
+	}
 	if t.SanityStarted != nil {
 		set = append(set, bson.E{Key: "sanity_started", Value: *t.SanityStarted})
 	}
@@ -79,6 +83,9 @@ type Recent struct {
 	Wait []float64
 	// Sanity holds queued − sanity_started of the same submissions.
 	Sanity []float64
+	// PreQueue holds queued − submitted of the same submissions: the
+	// sanity step with the waits around it.
+	PreQueue []float64
 }
 
 // RecentExecutions measures the executions that ended or started since
@@ -120,6 +127,9 @@ func (s *Store) RecentExecutions(ctx context.Context, since time.Time) (Recent, 
 		r.Wait = append(r.Wait, max(e.Started.Sub(*e.Queued).Seconds(), 0))
 		if e.SanityStarted != nil {
 			r.Sanity = append(r.Sanity, max(e.Queued.Sub(*e.SanityStarted).Seconds(), 0))
+		}
+		if e.Submitted != nil {
+			r.PreQueue = append(r.PreQueue, max(e.Queued.Sub(*e.Submitted).Seconds(), 0))
 		}
 	}
 	return r, nil

@@ -64,37 +64,6 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter, after P
 	return subs, nil
 }
 
-// QueuePosition counts the submissions ahead of sub that wait for an
-// execution slot: those in stage queued that were queued before it. A
-// submission that has not reached the queue yet has every queued one ahead
-// of it; one past the queue has none.
-func (s *Store) QueuePosition(ctx context.Context, sub Submission) (int64, error) {
-	filter := bson.D{{Key: "stage", Value: contract.StageQueued}}
-	switch sub.Stage {
-	case contract.StageSubmitted, contract.StageSanity:
-	case contract.StageQueued:
-		if sub.Times.Queued != nil {
-			filter = append(filter, bson.E{Key: "times.queued", Value: bson.D{{Key: "$lt", Value: *sub.Times.Queued}}})
-		}
-	default:
-		return 0, nil
-	}
-	n, err := s.submissions.CountDocuments(ctx, filter)
-	if err != nil {
-		return 0, fmt.Errorf("count queue ahead of %s: %w", sub.ID, err)
-	}
-	return n, nil
-}
-
-// CountStage counts the submissions currently in stage.
-func (s *Store) CountStage(ctx context.Context, stage contract.Stage) (int64, error) {
-	n, err := s.submissions.CountDocuments(ctx, bson.D{{Key: "stage", Value: stage}})
-	if err != nil {
-		return 0, fmt.Errorf("count stage %s: %w", stage, err)
-	}
-	return n, nil
-}
-
 func (s *Store) findTimes(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]Times, error) {
 	cur, err := s.submissions.Find(ctx, filter, opts)
 	if err != nil {
@@ -185,13 +154,6 @@ func (s *Store) RunningStarts(ctx context.Context) ([]time.Time, error) {
 	return s.stageTimes(ctx, []contract.Stage{contract.StageRunning}, "execute_started", func(t Times) *time.Time { return t.ExecuteStarted })
 }
 
-// PreQueueSubmitted returns when each submission not yet through its
-// sanity check (stages submitted and sanity) was submitted: those submitted
-// earlier will queue ahead of a later one.
-func (s *Store) PreQueueSubmitted(ctx context.Context) ([]time.Time, error) {
-	return s.stageTimes(ctx, []contract.Stage{contract.StageSubmitted, contract.StageSanity}, "submitted", func(t Times) *time.Time { return t.Submitted })
-}
-
 // stageTimes returns one recorded time (field, read by get) of every
 // submission in one of stages: one equality query per stage, each served by
 // the stage index and bounded by the work in flight.
@@ -232,4 +194,56 @@ func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error)
 		return nil, fmt.Errorf("find next queued: %w", err)
 	}
 	return subs, nil
+}
+
+// Waiting is a submission waiting for an execution slot (or still before
+// the queue), with what decides its turn: who submitted it, its lane, and
+// when it queued (or was submitted).
+type Waiting struct {
+	ID         string
+	Student    string
+	Assignment string
+	Lane       string
+	Stage      contract.Stage
+	Submitted  time.Time // zero when unknown
+	Queued     time.Time // zero before the queue
+}
+
+// WaitingSubmissions returns every submission in one of stages (queued,
+// or those before the queue): one equality query per stage, served by the
+// stage index and bounded by the work in flight, reading only the fields
+// the dispatch order needs.
+func (s *Store) WaitingSubmissions(ctx context.Context, stages ...contract.Stage) ([]Waiting, error) {
+	var out []Waiting
+	for _, stage := range stages {
+		cur, err := s.submissions.Find(ctx, bson.D{{Key: "stage", Value: stage}},
+			options.Find().SetProjection(bson.D{
+				{Key: "student", Value: 1}, {Key: "assignment", Value: 1}, {Key: "lane", Value: 1},
+				{Key: "times.submitted", Value: 1}, {Key: "times.queued", Value: 1},
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
+		}
+		var docs []struct {
+			ID         string `bson:"_id"`
+			Student    string `bson:"student"`
+			Assignment string `bson:"assignment"`
+			Lane       string `bson:"lane"`
+			Times      Times  `bson:"times"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
+		}
+		for _, d := range docs {
+			w := Waiting{ID: d.ID, Student: d.Student, Assignment: d.Assignment, Lane: d.Lane, Stage: stage}
+			if d.Times.Submitted != nil {
+				w.Submitted = *d.Times.Submitted
+			}
+			if d.Times.Queued != nil && stage == contract.StageQueued {
+				w.Queued = *d.Times.Queued
+			}
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }

@@ -66,8 +66,6 @@ var shapes = map[string]served{
 	"find submissions {assignment} sort times.submitted:-1,_id:-1":             {index: "assignment_1_times.submitted_-1__id_-1"},
 	"find submissions {status} sort times.submitted:-1,_id:-1":                 {index: "status_1_times.submitted_-1__id_-1"},
 	"find submissions {$or,status} sort times.submitted:-1,_id:-1":             {index: "status_1_times.submitted_-1__id_-1"},
-	"aggregate submissions {stage}":                                            {index: "stage_1_times.queued_1"},
-	"aggregate submissions {stage,times.queued:$lt}":                           {index: "stage_1_times.queued_1"},
 	"find submissions {stage}":                                                 {index: "stage_1_times.queued_1"},
 	"find submissions {stage} sort times.queued:1":                             {index: "stage_1_times.queued_1"},
 	"find assignments {_id}":                                                   {index: "_id"},
@@ -459,17 +457,9 @@ func workload(t *testing.T, st *Store, history []string) {
 		must(st.MarkStage(ctx, "live1", Mark{Stage: stage, Activity: "execute", Attempt: 1, At: now}))
 	}
 	must(st.MarkExecuteEnded(ctx, "live1", now))
-	_, err = st.QueuePosition(ctx, got)
-	must(err)
-	queued := got
-	queued.Stage, queued.Times.Queued = contract.StageQueued, &now
-	_, err = st.QueuePosition(ctx, queued)
-	must(err)
-	_, err = st.CountStage(ctx, contract.StageQueued)
-	must(err)
 	_, err = st.RunningStarts(ctx)
 	must(err)
-	_, err = st.PreQueueSubmitted(ctx)
+	_, err = st.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity)
 	must(err)
 	_, err = st.QueuedNext(ctx, 8)
 	must(err)

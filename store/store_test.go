@@ -196,9 +196,8 @@ func TestSubmissionLifecycle(t *testing.T) {
 		!got.Times.SanityStarted.Equal(t0) || !got.Times.Queued.Equal(t0.Add(2*time.Second)) || !got.Times.ExecuteEnded.Equal(t0.Add(5*time.Second)) {
 		t.Errorf("after marks: %+v", got)
 	}
-	n, err := st.QueuePosition(ctx, got)
-	if err != nil || n != 0 {
-		t.Errorf("queue position of a running submission %d, %v", n, err)
+	if w, err := st.WaitingSubmissions(ctx, contract.StageQueued, contract.StageSubmitted, contract.StageSanity); err != nil || len(w) != 0 {
+		t.Errorf("a running submission waits: %+v, %v", w, err)
 	}
 
 	g := contract.Grade{
@@ -316,15 +315,15 @@ func TestQueriesAndRegrades(t *testing.T) {
 	if err != nil || !slices.Equal(ids(page), []string{"c", "b", "a"}) {
 		t.Fatalf("second page %v, %v", ids(page), err)
 	}
-	c, err := st.Submission(ctx, "c")
-	if err != nil {
-		t.Fatal(err)
+	waiting, err := st.WaitingSubmissions(ctx, contract.StageQueued)
+	if err != nil || len(waiting) != 4 {
+		t.Fatalf("queued %+v, %v; want 4", waiting, err)
 	}
-	if n, err := st.QueuePosition(ctx, c); err != nil || n != 2 {
-		t.Errorf("position of c %d, %v; want 2", n, err)
-	}
-	if n, err := st.CountStage(ctx, contract.StageQueued); err != nil || n != 4 {
-		t.Errorf("queued %d, %v; want 4", n, err)
+	slices.SortFunc(waiting, func(a, b Waiting) int { return a.Queued.Compare(b.Queued) })
+	for i, w := range waiting {
+		if want := []string{"a", "b", "c", "d"}[i]; w.ID != want || w.Student != "ada" || w.Assignment != "wc" || !w.Queued.Equal(*at(time.Duration(i) * time.Second)) {
+			t.Errorf("waiting %d: %+v, want %s of ada queued at %ds", i, w, want, i)
+		}
 	}
 	// Regrade numbers come from a counter on the document: 1, 2, ... (the
 	// intake skips a number taken by a regrade made before the counter).

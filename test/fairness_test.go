@@ -5,6 +5,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,10 +26,13 @@ import (
 // tasks by priority, then fairly between students, not first come, first
 // served. The execute worker is stopped while a burst is queued: student A
 // submits 6, then B, C and D submit one each, then one regrade-lane
-// submission. Once all 10 execute tasks wait in the task queue's backlog,
+// submission, each once the one before has queued. Once all 10 execute tasks wait in the task queue's backlog,
 // one execute worker with ONE slot starts, and the order in which the jobs
 // started (times.execute_started, one slot so one at a time) is checked:
 // B, C and D start before A's later ones, and the regrade starts last.
+// Before the slot opens, the API reports each submission's queue
+// position: they must be the order the jobs then start in (fairness off,
+// GRADEFLOW_FAIRNESS=off, the order is FIFO and the positions follow it).
 func TestFairDispatchOrder(t *testing.T) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
@@ -54,6 +59,15 @@ func TestFairDispatchOrder(t *testing.T) {
 		run     client.WorkflowRun
 	}
 	var jobs []job
+	// Each is submitted once the one before has queued: the model orders
+	// by the queue time the read model has, which two sanity checks that
+	// end in the same instant could invert against the server's task order.
+	waitQueued := func(id string) {
+		waitFor(t, 2*time.Minute, id+" queued", func() (bool, error) {
+			sub, err := stk.store.Submission(ctx, id)
+			return err == nil && sub.Stage == contract.StageQueued, err
+		})
+	}
 	live := func(student string, n int) {
 		for i := range n {
 			id := fmt.Sprintf("%s-%s%d", run, student, i+1)
@@ -64,18 +78,23 @@ func TestFairDispatchOrder(t *testing.T) {
 				t.Fatalf("submit %s: created %v, %v", id, got.Created, err)
 			}
 			jobs = append(jobs, job{id: id, who: student, run: got.Run})
+			waitQueued(id)
 		}
 	}
 	live("A", 6)
 	live("B", 1)
 	live("C", 1)
 	live("D", 1)
-	// The regrade lane: started as a regrade is, with Lane set.
+	// The regrade lane: submitted as a regrade-all submits, with Lane set.
 	rid := run + "-R1"
-	stageFiles(t, ctx, rid, files)
-	jobs = append(jobs, job{id: rid, who: "R", run: startWorkflow(t, ctx, contract.Input{
-		SubmissionID: rid, Assignment: "wordcount", Student: "paths", Lane: contract.LaneRegrade,
-	})})
+	got, err := stk.intake().Submit(ctx, intake.Submission{
+		ID: rid, Assignment: "wordcount", Student: run + "-A", Files: files, Lane: contract.LaneRegrade,
+	})
+	if err != nil || !got.Created {
+		t.Fatalf("submit %s: created %v, %v", rid, got.Created, err)
+	}
+	jobs = append(jobs, job{id: rid, who: "R", run: got.Run})
+	waitQueued(rid)
 
 	// Every execute task must wait in the backlog before a slot opens,
 	// or the first one to arrive is simply matched to the waiting poller.
@@ -114,6 +133,23 @@ func TestFairDispatchOrder(t *testing.T) {
 		return true, nil
 	})
 
+	// The positions the API reports while they wait.
+	base := api(t)
+	positions := map[string]int64{}
+	for _, j := range jobs {
+		var v struct {
+			Stage    contract.Stage `json:"stage"`
+			Position *int64         `json:"position"`
+		}
+		if code, err := getJSON(base, portalToken, "/v1/submissions/"+j.id, &v); err != nil || code != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", j.id, code, err)
+		}
+		if v.Stage != contract.StageQueued || v.Position == nil {
+			t.Fatalf("%s: stage %s, position %v; want queued with a position", j.id, v.Stage, v.Position)
+		}
+		positions[j.id] = *v.Position
+	}
+
 	// Stopped before the deferred restore: a worker left polling would
 	// take later tests' execute tasks (and their retries) from the one
 	// they watch.
@@ -134,8 +170,8 @@ func TestFairDispatchOrder(t *testing.T) {
 
 	// The order the jobs started in.
 	type start struct {
-		who string
-		at  time.Time
+		id, who string
+		at      time.Time
 	}
 	var starts []start
 	for _, j := range jobs {
@@ -146,26 +182,41 @@ func TestFairDispatchOrder(t *testing.T) {
 		if sub.Times.ExecuteStarted == nil {
 			t.Fatalf("%s has no execute start time", j.id)
 		}
-		starts = append(starts, start{who: j.who, at: *sub.Times.ExecuteStarted})
+		starts = append(starts, start{id: j.id, who: j.who, at: *sub.Times.ExecuteStarted})
+		t.Logf("%s: queued %s, position %d, started %s", j.id, sub.Times.Queued.Format("15:04:05.000"), positions[j.id], sub.Times.ExecuteStarted.Format("15:04:05.000"))
 	}
 	sort.SliceStable(starts, func(a, b int) bool { return starts[a].at.Before(starts[b].at) })
 	order := make([]string, len(starts))
 	for i, s := range starts {
 		order[i] = s.who
 	}
-	got := strings.Join(order, " ")
-	t.Logf("start order: %s", got)
+	startOrder := strings.Join(order, " ")
+	t.Logf("start order: %s", startOrder)
+
+	// Each reported position is the number of jobs that started before it.
+	for i, st := range starts {
+		if positions[st.id] != int64(i) {
+			t.Errorf("%s (%s) started %d-th but was reported at position %d", st.id, st.who, i, positions[st.id])
+		}
+	}
+	if os.Getenv("GRADEFLOW_FAIRNESS") == "off" {
+		// FIFO: they start in submission order (priority still first).
+		if want := "A A A A A A B C D R"; startOrder != want {
+			t.Errorf("start order %q without fairness, want %q", startOrder, want)
+		}
+		return
+	}
 
 	// Fair: B, C and D are among the first four to start (A gets at most
 	// one turn before them), so A's 2nd to 6th wait behind them.
 	first := strings.Join(order[:4], "")
 	for _, who := range []string{"B", "C", "D"} {
 		if !strings.Contains(first, who) {
-			t.Errorf("start order %q: %s did not start before A's later submissions", got, who)
+			t.Errorf("start order %q: %s did not start before A's later submissions", startOrder, who)
 		}
 	}
 	// Priority: the regrade lane goes last.
 	if order[len(order)-1] != "R" {
-		t.Errorf("start order %q: the regrade did not start last", got)
+		t.Errorf("start order %q: the regrade did not start last", startOrder)
 	}
 }
