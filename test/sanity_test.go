@@ -1,0 +1,235 @@
+//go:build stack
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/docker/sandbox"
+)
+
+// containerLog records the grading containers created on the engine while
+// it watches (Docker's own events), so a test can count them.
+type containerLog struct {
+	mu      sync.Mutex
+	created []events.Actor
+	stop    func()
+	done    chan struct{}
+}
+
+func watchContainers(t testing.TB) *containerLog {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &containerLog{stop: cancel, done: make(chan struct{})}
+	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", "container"), filters.Arg("event", "create"), filters.Arg("label", sandbox.LabelManaged+"=true"))})
+	go func() {
+		defer close(l.done)
+		defer func() { _ = cli.Close() }()
+		for {
+			select {
+			case m := <-msgs:
+				l.mu.Lock()
+				l.created = append(l.created, m.Actor)
+				l.mu.Unlock()
+			case <-errs:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// The subscription is live once the engine answers it; give it a moment.
+	time.Sleep(200 * time.Millisecond)
+	t.Cleanup(l.close)
+	return l
+}
+
+func (l *containerLog) close() {
+	l.stop()
+	<-l.done
+}
+
+// of returns the containers created so far that match keep.
+func (l *containerLog) of(keep func(labels map[string]string) bool) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var names []string
+	for _, a := range l.created {
+		if keep(a.Attributes) {
+			names = append(names, a.Attributes["name"])
+		}
+	}
+	return names
+}
+
+// ownerOf is the Temporal identity of a worker process of the stack, as
+// its warm checkers are labelled.
+func ownerOf(p *proc) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", p.Cmd.Process.Pid, host)
+}
+
+// waitCheckersReady waits until the worker's log says n warm checkers are
+// ready in all.
+func waitCheckersReady(t testing.TB, p *proc, n int) {
+	t.Helper()
+	waitFor(t, 3*time.Minute, fmt.Sprintf("%d warm checkers ready", n), func() (bool, error) {
+		raw, err := os.ReadFile(p.LogPath)
+		return strings.Count(string(raw), "warm checker ready") >= n, err
+	})
+}
+
+// sanityCase is a submission and the outcome its sanity check leads to.
+type sanityCase struct {
+	example string
+	outcome contract.Outcome
+}
+
+var sanityCases = []sanityCase{
+	{"python-syntax-error", contract.OutcomeSyntaxError},
+	{"python-forbidden-import", contract.OutcomeForbiddenImport},
+	{"java-compile-error", contract.OutcomeCompileError},
+	{"python-correct", contract.OutcomePassed}, // passes sanity, then runs
+	{"java-correct", contract.OutcomePassed},   // the checker's jar runs
+}
+
+// TestWarmSanityNoContainerPerSubmission: with warm checkers on (the
+// default), Python and Java submissions — good ones, syntax and compile
+// errors, a forbidden import — get their right outcomes, and no container
+// is started for their sanity checks: none of kind sanity, and no new
+// checker. A submission that passes sanity starts exactly one container,
+// its job's.
+func TestWarmSanityNoContainerPerSubmission(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	waitCheckersReady(t, sanityWorker, 2)
+	watch := watchContainers(t)
+	batch := randHex(3)
+	var ids []string
+	for round := 0; round < 2; round++ {
+		var wg sync.WaitGroup
+		for _, c := range sanityCases {
+			id := fmt.Sprintf("warm-%s-%s-%d", c.example, batch, round)
+			ids = append(ids, id)
+			wg.Go(func() {
+				res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", c.example))
+				if res.Outcome != c.outcome {
+					t.Errorf("%s: outcome %s, want %s; feedback:\n%s", id, res.Outcome, c.outcome, res.Feedback)
+				}
+				if c.outcome != contract.OutcomePassed && res.Feedback == "" {
+					t.Errorf("%s: no feedback", id)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	owner := ownerOf(sanityWorker)
+	if got := watch.of(func(l map[string]string) bool {
+		return l[sandbox.LabelKind] == sandbox.KindChecker && l[sandbox.LabelOwner] == owner
+	}); len(got) != 0 {
+		t.Errorf("checkers started during the submissions: %v", got)
+	}
+	mine := map[string]bool{}
+	for _, id := range ids {
+		mine[id] = true
+	}
+	perSub := map[string][]string{}
+	watch.mu.Lock()
+	for _, a := range watch.created {
+		if id := a.Attributes[sandbox.LabelSubmission]; mine[id] {
+			perSub[id] = append(perSub[id], a.Attributes[sandbox.LabelKind])
+		}
+	}
+	watch.mu.Unlock()
+	for _, id := range ids {
+		kinds := perSub[id]
+		want := []string{}
+		if strings.Contains(id, "-correct-") {
+			want = []string{"execute"}
+		}
+		if fmt.Sprint(kinds) != fmt.Sprint(want) {
+			t.Errorf("%s: containers started %v, want %v", id, kinds, want)
+		}
+	}
+}
+
+// TestWarmCheckerCrashFallsBack kills every warm checker of the sanity
+// worker behind its back: the next submissions still get their right
+// verdicts (a checker found dead is replaced, and its request answered by
+// a container of its own), and the pool is warm again afterwards.
+func TestWarmCheckerCrashFallsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	waitCheckersReady(t, sanityWorker, 2)
+	owner := ownerOf(sanityWorker)
+	all, err := stk.docker.ListManaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var killed []string
+	for _, c := range all {
+		if c.Labels[sandbox.LabelKind] == sandbox.KindChecker && c.Labels[sandbox.LabelOwner] == owner && c.State == "running" {
+			if err := stk.docker.Remove(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			killed = append(killed, c.Name)
+		}
+	}
+	if len(killed) < 2 {
+		t.Fatalf("found %d running checkers of %s, want 2: %v", len(killed), owner, all)
+	}
+	raw, _ := os.ReadFile(sanityWorker.LogPath)
+	readyBefore := strings.Count(string(raw), "warm checker ready")
+	watch := watchContainers(t)
+	batch := randHex(3)
+	var wg sync.WaitGroup
+	for _, c := range sanityCases[:3] {
+		id := fmt.Sprintf("crash-%s-%s", c.example, batch)
+		wg.Go(func() {
+			res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", c.example))
+			if res.Outcome != c.outcome {
+				t.Errorf("%s: outcome %s, want %s; feedback:\n%s", id, res.Outcome, c.outcome, res.Feedback)
+			}
+		})
+	}
+	wg.Wait()
+	waitCheckersReady(t, sanityWorker, readyBefore+2)
+	if got := watch.of(func(l map[string]string) bool {
+		return l[sandbox.LabelKind] == sandbox.KindChecker && l[sandbox.LabelOwner] == owner
+	}); len(got) < 2 {
+		t.Errorf("checkers started after the crash: %v, want 2 replacements", got)
+	}
+	for _, name := range killed {
+		for _, c := range watch.of(func(l map[string]string) bool { return true }) {
+			if c == name {
+				t.Errorf("a killed checker's name came back: %s", name)
+			}
+		}
+	}
+	// Warm again: the next check starts no container.
+	before := len(watch.of(func(map[string]string) bool { return true }))
+	id := "crash-after-" + batch
+	if res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", "python-syntax-error")); res.Outcome != contract.OutcomeSyntaxError {
+		t.Errorf("%s: outcome %s", id, res.Outcome)
+	}
+	if after := watch.of(func(map[string]string) bool { return true }); len(after) != before {
+		t.Errorf("containers started for a check after the restart: %v", after[before:])
+	}
+}
