@@ -99,11 +99,13 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 		}
 	}
 	if !b.result.OK {
-		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{
+		g := contract.Grade{
 			Outcome:  sanityOutcome(runtime, b.result),
 			Feedback: sanityFeedback(runtime, b.result),
 			MaxScore: cfg.Points,
-		})
+		}
+		a.recordVerdict(ctx, req, g)
+		return contract.Plan{}, contract.NewStudentFailure(g)
 	}
 	if runtime == contract.RuntimeJar {
 		jar, ok := b.files["job.jar"]
@@ -228,6 +230,19 @@ func sanityFeedback(runtime string, r *runResult) string {
 		sb.WriteString(e.String())
 	}
 	return truncate(sb.String(), 4096)
+}
+
+// recordVerdict writes a failed check's verdict to the read model at once:
+// the grade that the workflow's Record step writes again after it (the
+// same upsert keyed by the submission ID, with the same fields), so the
+// student reads it a workflow round trip sooner. Best effort: should it
+// fail, the Record step still writes it.
+func (a *Activities) recordVerdict(ctx context.Context, req contract.Request, g contract.Grade) {
+	g.Status = contract.StatusGraded
+	owner := store.Submission{Assignment: req.Assignment, Student: req.Student, WorkflowID: req.WorkflowID}
+	if err := a.Submissions.Record(ctx, req.SubmissionID, owner, g, time.Now()); err != nil {
+		activity.GetLogger(ctx).Warn("early verdict not recorded: the Record step will", "error", err)
+	}
 }
 
 // warmCheck asks a warm checker for the verdict, as the one-shot
