@@ -155,4 +155,3 @@ func TestSanityWarm(t *testing.T) {
 		})
 	}
 }
-
