@@ -27,9 +27,35 @@ import (
 // the execute step.
 func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract.Plan, error) {
 	info := activity.GetInfo(ctx)
-	if err := a.Submissions.MarkStage(ctx, req.SubmissionID, store.Mark{Stage: contract.StageSanity, Activity: "sanity", Attempt: int(info.Attempt), At: time.Now()}); err != nil {
-		return contract.Plan{}, err
+	// The stage mark goes out beside the reads, the fetch and the check:
+	// the step's later writes wait for it, so the marks keep their order,
+	// and its failure is the step's (retried) whatever the check found.
+	marked := a.markAsync(ctx, req.SubmissionID, store.Mark{Stage: contract.StageSanity, Activity: "sanity", Attempt: int(info.Attempt), At: time.Now()})
+	plan, err := a.sanity(ctx, req, marked)
+	if merr := marked(); merr != nil {
+		return contract.Plan{}, merr
 	}
+	return plan, err
+}
+
+// markAsync writes a stage mark concurrently and returns a wait for its
+// result, which may be called more than once.
+func (a *Activities) markAsync(ctx context.Context, id string, m store.Mark) (wait func() error) {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = a.Submissions.MarkStage(ctx, id, m)
+	}()
+	return func() error {
+		<-done
+		return err
+	}
+}
+
+// sanity is Sanity's work; marked waits for its stage mark.
+func (a *Activities) sanity(ctx context.Context, req contract.Request, marked func() error) (contract.Plan, error) {
+	info := activity.GetInfo(ctx)
 	cfg, err := a.Submissions.Assignment(ctx, req.Assignment)
 	if errors.Is(err, store.ErrNotFound) {
 		return contract.Plan{}, contract.NewConfigFailure("assignment %q does not exist", req.Assignment)
@@ -104,6 +130,9 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 			Feedback: sanityFeedback(runtime, b.result),
 			MaxScore: cfg.Points,
 		}
+		if err := marked(); err != nil {
+			return contract.Plan{}, err
+		}
 		a.recordVerdict(ctx, req, g)
 		return contract.Plan{}, contract.NewStudentFailure(g)
 	}
@@ -123,6 +152,9 @@ func (a *Activities) Sanity(ctx context.Context, req contract.Request) (contract
 	if runtime == contract.RuntimeStreaming {
 		// Hand the files to the execute step, should it run on this host.
 		a.jobs.keep(a, req.SubmissionID, dir+"/job")
+	}
+	if err := marked(); err != nil {
+		return contract.Plan{}, err
 	}
 	if err := a.Submissions.MarkStage(ctx, req.SubmissionID, store.Mark{Stage: contract.StageQueued, At: time.Now()}); err != nil {
 		return contract.Plan{}, err
@@ -258,7 +290,11 @@ func (a *Activities) warmCheck(ctx context.Context, runtime string, cfg contract
 		kind = checkers.KindJava
 	}
 	log := activity.GetLogger(ctx)
+	// A hung checker is only given up after the pool's request limit,
+	// longer than the heartbeat timeout.
+	stop := a.keepAlive(ctx, "checking")
 	resp, err := a.Checkers.Check(ctx, checkers.Request{Kind: kind, Dir: dir, Forbid: cfg.ForbiddenModules, MainClass: cfg.MainClass})
+	stop()
 	if err != nil {
 		log.Warn("warm checker did not answer: one-shot container", "error", err)
 		return bundle{}, false

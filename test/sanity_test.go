@@ -233,3 +233,82 @@ func TestWarmCheckerCrashFallsBack(t *testing.T) {
 		t.Errorf("containers started for a check after the restart: %v", after[before:])
 	}
 }
+
+// TestWarmCheckerHangFallsBack freezes every warm checker of the sanity
+// worker (docker pause): the check waits for the per-request limit (20 s),
+// then the frozen checker is killed and replaced and the submission gets
+// its verdict from a container of its own.
+func TestWarmCheckerHangFallsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	waitCheckersReady(t, sanityWorker, 2)
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	owner := ownerOf(sanityWorker)
+	all, err := stk.docker.ListManaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frozen []string
+	for _, c := range all {
+		if c.Labels[sandbox.LabelKind] == sandbox.KindChecker && c.Labels[sandbox.LabelOwner] == owner && c.State == "running" {
+			if err := cli.ContainerPause(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			frozen = append(frozen, c.ID)
+		}
+	}
+	// A checker the check did not reach stays frozen: thaw it for the
+	// tests that follow.
+	t.Cleanup(func() {
+		for _, id := range frozen {
+			_ = cli.ContainerUnpause(context.Background(), id)
+		}
+	})
+	if len(frozen) < 2 {
+		t.Fatalf("found %d running checkers, want 2", len(frozen))
+	}
+	raw, _ := os.ReadFile(sanityWorker.LogPath)
+	readyBefore := strings.Count(string(raw), "warm checker ready")
+	watch := watchContainers(t)
+	id := "hang-" + randHex(3)
+	start := time.Now()
+	res := submit(t, ctx, id, filepath.Join(stk.root, exampleDir, "submissions", "python-forbidden-import"))
+	took := time.Since(start)
+	if res.Outcome != contract.OutcomeForbiddenImport {
+		t.Errorf("outcome %s, want forbidden_import; feedback:\n%s", res.Outcome, res.Feedback)
+	}
+	if took < 20*time.Second {
+		t.Errorf("graded in %s: the frozen checker cannot have answered", took)
+	}
+	oneShot := watch.of(func(l map[string]string) bool {
+		return l[sandbox.LabelSubmission] == id && l[sandbox.LabelKind] == "sanity"
+	})
+	if len(oneShot) != 1 {
+		t.Errorf("one-shot sanity containers %v, want 1", oneShot)
+	}
+	if sub, err := stk.store.Submission(ctx, id); err != nil || sub.Attempts["sanity"] != 1 {
+		t.Errorf("sanity attempts %v (%v), want 1: the wait must not cost the attempt", sub.Attempts, err)
+	}
+	waitCheckersReady(t, sanityWorker, readyBefore+1)
+	all, err = stk.docker.ListManaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := 0
+	for _, fid := range frozen {
+		found := false
+		for _, c := range all {
+			found = found || c.ID == fid
+		}
+		if !found {
+			gone++
+		}
+	}
+	if gone < 1 {
+		t.Errorf("no frozen checker was removed")
+	}
+}
