@@ -312,3 +312,41 @@ func TestWarmCheckerHangFallsBack(t *testing.T) {
 		t.Errorf("no frozen checker was removed")
 	}
 }
+
+// TestDeadWorkersCheckersRemoved: a sanity worker killed with SIGKILL
+// leaves its warm checkers running; another worker's janitor removes them
+// once the dead worker has stopped polling for two minutes, and leaves the
+// live worker's own checkers alone.
+func TestDeadWorkersCheckersRemoved(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	doomed, err := stk.startWorker(ctx, "worker-sanity-doomed", "sanity", "GRADEFLOW_SANITY_SLOTS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCheckersReady(t, doomed, 1)
+	owner := ownerOf(doomed)
+	checkersOf := func(owner string) (int, error) {
+		all, err := stk.docker.ListManaged(ctx)
+		n := 0
+		for _, c := range all {
+			if c.Labels[sandbox.LabelKind] == sandbox.KindChecker && c.Labels[sandbox.LabelOwner] == owner {
+				n++
+			}
+		}
+		return n, err
+	}
+	doomed.Kill()
+	killed := time.Now()
+	if n, err := checkersOf(owner); err != nil || n != 1 {
+		t.Fatalf("the killed worker left %d checkers (%v), want its 1", n, err)
+	}
+	waitFor(t, 4*time.Minute, "the dead worker's checker removed", func() (bool, error) {
+		n, err := checkersOf(owner)
+		return n == 0, err
+	})
+	t.Logf("removed %s after the kill", time.Since(killed).Round(time.Second))
+	if n, err := checkersOf(ownerOf(sanityWorker)); err != nil || n != 2 {
+		t.Errorf("the live worker has %d checkers (%v), want its 2", n, err)
+	}
+}
