@@ -3,7 +3,10 @@
 package test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +19,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/activities/checkers"
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 )
@@ -349,4 +354,110 @@ func TestDeadWorkersCheckersRemoved(t *testing.T) {
 	if n, err := checkersOf(ownerOf(sanityWorker)); err != nil || n != 2 {
 		t.Errorf("the live worker has %d checkers (%v), want its 2", n, err)
 	}
+}
+
+// TestWarmVerdictsMatchOneShot checks every example and hostile-sandbox
+// submission with a warm checker (the pool the workers use, on the real
+// engine) and with the one-shot runner container: result.json must be the
+// same but for its elapsed time, and a compiled jar must hold the same
+// classes.
+func TestWarmVerdictsMatchOneShot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cfg := activities.DefaultConfig()
+	cfg.Image = stk.image
+	pool := checkers.New(checkers.Config{
+		Size: 1, SpoolDir: filepath.Join(stk.dir, "equivalence-spool"), Prefix: "gradeflow-checker-equivalence-" + randHex(3),
+		Timeout: time.Minute, Wait: 3 * time.Minute,
+		Start: func(ctx context.Context, name, spool string) (checkers.Conn, error) {
+			s, _, err := stk.docker.StartServer(ctx, activities.CheckerSpec(cfg, "equivalence", name, spool, "equivalence-test"), 2*time.Minute)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	})
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { pool.Run(pctx) })
+	defer func() { stop(); wg.Wait() }()
+
+	asg := loadAssignment(t)
+	var dirs []string
+	for _, pattern := range []string{exampleDir + "/submissions/*", "test/testdata/hostile-sandbox/*", "test/testdata/hostile/*"} {
+		m, err := filepath.Glob(filepath.Join(stk.root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, m...)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) {
+			java, _ := filepath.Glob(filepath.Join(dir, "*.java"))
+			kind, cmd := checkers.KindPython, []string{"sanity-python"}
+			if len(java) > 0 {
+				kind, cmd = checkers.KindJava, []string{"compile-java", "--main-class", asg.MainClass}
+			}
+			cmd = append(cmd, "--forbid", strings.Join(asg.ForbiddenModules, ","))
+			resp, err := pool.Check(ctx, checkers.Request{Kind: kind, Dir: dir, Forbid: asg.ForbiddenModules, MainClass: asg.MainClass})
+			if err != nil {
+				t.Fatalf("warm check: %v", err)
+			}
+			spec := bareJobSpec(asg, dir, dir)
+			spec.Cmd = cmd
+			spec.Mounts = spec.Mounts[:1]
+			res, err := stk.docker.Run(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := sandbox.ParseTar(res.Stdout, sandbox.TarLimits{MaxEntries: 4, MaxEntryBytes: 32 << 20, MaxTotalBytes: 32 << 20})
+			if err != nil {
+				t.Fatalf("one-shot output: %v (%s)", err, res.Stderr)
+			}
+			var oneShot, jar []byte
+			for _, f := range files {
+				switch f.Name {
+				case "result.json":
+					oneShot = f.Data
+				case "job.jar":
+					jar = f.Data
+				}
+			}
+			if w, o := withoutElapsed(t, resp.Result), withoutElapsed(t, oneShot); w != o {
+				t.Errorf("verdicts differ:\n warm     %s\n one-shot %s", w, o)
+			}
+			if w, o := jarClasses(t, resp.Jar), jarClasses(t, jar); w != o {
+				t.Errorf("jars differ: warm %s, one-shot %s", w, o)
+			}
+		})
+	}
+}
+
+// withoutElapsed is a result.json without its elapsed time, keys sorted.
+func withoutElapsed(t *testing.T, raw []byte) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("result.json %q: %v", raw, err)
+	}
+	delete(m, "elapsed_ms")
+	out, _ := json.Marshal(m)
+	return string(out)
+}
+
+// jarClasses lists a jar's entries with their sizes ("" for no jar).
+func jarClasses(t *testing.T, jar []byte) string {
+	t.Helper()
+	if jar == nil {
+		return ""
+	}
+	z, err := zip.NewReader(bytes.NewReader(jar), int64(len(jar)))
+	if err != nil {
+		t.Fatalf("jar: %v", err)
+	}
+	var names []string
+	for _, f := range z.File {
+		names = append(names, fmt.Sprintf("%s:%d", f.Name, f.UncompressedSize64))
+	}
+	return strings.Join(names, " ")
 }
