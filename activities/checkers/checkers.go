@@ -32,8 +32,8 @@ const (
 )
 
 // ErrUnavailable means no checker could take the request: none is warm
-// (still starting, or being replaced) within the pool's wait, or the pool
-// is stopped.
+// (still starting, or being replaced), none was free within the pool's
+// wait, or the pool is stopped.
 var ErrUnavailable = errors.New("no warm checker available")
 
 // ErrFailed means the checker did not answer the request: it crashed, hung
@@ -57,7 +57,7 @@ type Config struct {
 	SpoolDir string        // host directory holding each checker's spool directory
 	Prefix   string        // container names are Prefix-<n>
 	Timeout  time.Duration // per request; past it the checker is killed
-	Wait     time.Duration // how long Check waits for an idle checker
+	Wait     time.Duration // how long Check waits for a busy checker (none is waited for while none is warm)
 	Start    StartFunc
 	Log      *zap.Logger
 }
@@ -226,14 +226,27 @@ func (p *Pool) stop() {
 // answered is in the Response, whatever its verdict.
 func (p *Pool) Check(ctx context.Context, req Request) (Response, error) {
 	var c *checker
-	wait := time.NewTimer(p.cfg.Wait)
-	defer wait.Stop()
 	select {
 	case c = <-p.idle:
-	case <-wait.C:
-		return Response{}, ErrUnavailable
-	case <-ctx.Done():
-		return Response{}, ctx.Err()
+	default:
+		// None is idle. While none is warm at all (the worker has just
+		// started, or every checker is being replaced) waiting would only
+		// delay the one-shot container; otherwise one is about to be free.
+		p.mu.Lock()
+		warm := len(p.live) > 0
+		p.mu.Unlock()
+		if !warm {
+			return Response{}, ErrUnavailable
+		}
+		wait := time.NewTimer(p.cfg.Wait)
+		defer wait.Stop()
+		select {
+		case c = <-p.idle:
+		case <-wait.C:
+			return Response{}, ErrUnavailable
+		case <-ctx.Done():
+			return Response{}, ctx.Err()
+		}
 	}
 	resp, err := p.call(ctx, c, req)
 	if errors.Is(err, ErrFailed) {

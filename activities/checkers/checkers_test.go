@@ -82,6 +82,22 @@ func pool(t *testing.T, n int, answer func(w wire, files []string) ([]byte, erro
 	}, stop
 }
 
+// waitLive waits until the pool has n live checkers.
+func waitLive(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		live := len(p.live)
+		p.mu.Unlock()
+		if live >= n {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("pool has fewer than %d live checkers", n)
+}
+
 // submission writes files into a fresh directory.
 func submission(t *testing.T, files ...string) string {
 	t.Helper()
@@ -107,6 +123,7 @@ func TestCheckAnswers(t *testing.T) {
 		}
 		return json.Marshal(wire{ID: w.ID, Result: json.RawMessage(`{"ok":true,"kind":"` + w.Kind + `","message":"` + w.Forbid + `"}`), Jar: "UEs="})
 	})
+	waitLive(t, p, 1)
 	for i := 0; i < 3; i++ {
 		resp, err := p.Check(context.Background(), Request{Kind: KindJava, Dir: submission(t, "mapper.py", "lib/tok.py"), Forbid: []string{"os", "socket"}})
 		if err != nil {
@@ -146,11 +163,13 @@ func TestFailedCheckerReplaced(t *testing.T) {
 				}
 				return json.Marshal(wire{ID: w.ID, Result: json.RawMessage(`{"ok":true}`)})
 			})
+			waitLive(t, p, 1)
 			_, err := p.Check(context.Background(), Request{Kind: KindPython, Dir: submission(t, "mapper.py")})
 			if !errors.Is(err, ErrFailed) {
 				t.Fatalf("error %v, want ErrFailed", err)
 			}
 			bad = false
+			waitLive(t, p, 1)
 			if _, err := p.Check(context.Background(), Request{Kind: KindPython, Dir: submission(t, "mapper.py")}); err != nil {
 				t.Fatalf("after the replacement: %v", err)
 			}
@@ -169,10 +188,7 @@ func TestStopClosesCheckers(t *testing.T) {
 	p, conns, stop := pool(t, 2, func(w wire, _ []string) ([]byte, error) {
 		return json.Marshal(wire{ID: w.ID, Result: json.RawMessage(`{"ok":true}`)})
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Starts() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitLive(t, p, 2)
 	if _, err := p.Check(context.Background(), Request{Kind: KindPython, Dir: submission(t, "a.py")}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,4 +202,41 @@ func TestStopClosesCheckers(t *testing.T) {
 	if _, err := p.Check(context.Background(), Request{Kind: KindPython, Dir: submission(t, "a.py")}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("check after stop: %v, want ErrUnavailable", err)
 	}
+}
+
+// TestColdPoolDoesNotWait: while no checker is warm yet, Check answers
+// ErrUnavailable at once, so the caller's one-shot container is not
+// delayed by the pool's wait.
+func TestColdPoolDoesNotWait(t *testing.T) {
+	release := make(chan struct{})
+	p := New(Config{
+		Size: 1, SpoolDir: filepath.Join(t.TempDir(), "spool"), Prefix: "gradeflow-checker-cold",
+		Timeout: time.Second, Wait: time.Minute,
+		Start: func(ctx context.Context, _, spool string) (Conn, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return &fakeConn{spool: spool}, nil
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	start := time.Now()
+	if _, err := p.Check(context.Background(), Request{Kind: KindPython, Dir: submission(t, "a.py")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("error %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a cold pool kept the check %s", took)
+	}
+	close(release)
 }
