@@ -320,8 +320,8 @@ func TestWarmCheckerHangFallsBack(t *testing.T) {
 
 // TestDeadWorkersCheckersRemoved: a sanity worker killed with SIGKILL
 // leaves its warm checkers running; another worker's janitor removes them
-// once the dead worker has stopped polling for two minutes, and leaves the
-// live worker's own checkers alone.
+// and their spool directories once the dead worker has stopped polling for
+// two minutes, and leaves the live worker's own checkers alone.
 func TestDeadWorkersCheckersRemoved(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -331,26 +331,34 @@ func TestDeadWorkersCheckersRemoved(t *testing.T) {
 	}
 	waitCheckersReady(t, doomed, 1)
 	owner := ownerOf(doomed)
+	var names []string
 	checkersOf := func(owner string) (int, error) {
 		all, err := stk.docker.ListManaged(ctx)
-		n := 0
+		names = nil
 		for _, c := range all {
 			if c.Labels[sandbox.LabelKind] == sandbox.KindChecker && c.Labels[sandbox.LabelOwner] == owner {
-				n++
+				names = append(names, c.Name)
 			}
 		}
-		return n, err
+		return len(names), err
 	}
 	doomed.Kill()
 	killed := time.Now()
 	if n, err := checkersOf(owner); err != nil || n != 1 {
 		t.Fatalf("the killed worker left %d checkers (%v), want its 1", n, err)
 	}
+	spool := filepath.Join(stk.dir, "work", "checkers", names[0])
+	if _, err := os.Stat(spool); err != nil {
+		t.Fatalf("the dead checker's spool directory: %v", err)
+	}
 	waitFor(t, 4*time.Minute, "the dead worker's checker removed", func() (bool, error) {
 		n, err := checkersOf(owner)
 		return n == 0, err
 	})
 	t.Logf("removed %s after the kill", time.Since(killed).Round(time.Second))
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("the dead checker's spool directory %s is still there (%v)", spool, err)
+	}
 	if n, err := checkersOf(ownerOf(sanityWorker)); err != nil || n != 2 {
 		t.Errorf("the live worker has %d checkers (%v), want its 2", n, err)
 	}

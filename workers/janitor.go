@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -30,6 +33,9 @@ type janitor struct {
 	namespaceID string
 	// identity is this worker's: its own warm checkers are live.
 	identity string
+	// spoolDir holds the warm checkers' spool directories on this host; a
+	// removed checker's goes with it.
+	spoolDir string
 	// pollers caches, per sweep, the identities polling the sanity queue.
 	pollers map[string]bool
 }
@@ -74,6 +80,9 @@ func (j *janitor) sweep(ctx context.Context) (int, error) {
 		}
 		if err := j.docker.Remove(ctx, c.ID); err != nil {
 			return removed, err
+		}
+		if c.Labels[sandbox.LabelKind] == sandbox.KindChecker && j.spoolDir != "" && c.Name != "" && !strings.ContainsAny(c.Name, "/\\") {
+			_ = os.RemoveAll(filepath.Join(j.spoolDir, c.Name))
 		}
 		j.log.Info("removed orphaned container", zap.String("container", c.Name))
 		removed++

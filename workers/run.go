@@ -112,7 +112,8 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		wg.Go(func() { advertise(ctx, st, beat, cfg.BeatEvery, log) })
 	}
 	if needsDocker {
-		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID, identity: identity}
+		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID, identity: identity,
+			spoolDir: filepath.Join(cfg.Activities.WorkDir, "checkers")}
 		wg.Go(func() { j.loop(ctx, cfg.JanitorEvery) })
 	}
 
