@@ -56,7 +56,16 @@ func (a *Activities) markAsync(ctx context.Context, id string, m store.Mark) (wa
 // sanity is Sanity's work; marked waits for its stage mark.
 func (a *Activities) sanity(ctx context.Context, req contract.Request, marked func() error) (contract.Plan, error) {
 	info := activity.GetInfo(ctx)
+	// The submission's file list is read beside its assignment.
+	var files []string
+	var filesErr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		files, filesErr = a.submissionFiles(ctx, req.SubmissionID)
+	}()
 	cfg, err := a.Submissions.Assignment(ctx, req.Assignment)
+	<-listed
 	if errors.Is(err, store.ErrNotFound) {
 		return contract.Plan{}, contract.NewConfigFailure("assignment %q does not exist", req.Assignment)
 	}
@@ -70,9 +79,8 @@ func (a *Activities) sanity(ctx context.Context, req contract.Request, marked fu
 		}
 	}
 
-	files, err := a.submissionFiles(ctx, req.SubmissionID)
-	if err != nil {
-		return contract.Plan{}, err
+	if filesErr != nil {
+		return contract.Plan{}, filesErr
 	}
 	if err := contract.CheckFileNames(files); err != nil {
 		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
