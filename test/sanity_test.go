@@ -389,6 +389,7 @@ func TestWarmVerdictsMatchOneShot(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { pool.Run(pctx) })
 	defer func() { stop(); wg.Wait() }()
+	waitFor(t, 3*time.Minute, "the equivalence checker warm", func() (bool, error) { return pool.Live() >= 1, nil })
 
 	asg := loadAssignment(t)
 	var dirs []string

@@ -112,6 +112,13 @@ func New(cfg Config) *Pool {
 	return p
 }
 
+// Live is how many checkers are warm (idle or busy) now.
+func (p *Pool) Live() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live)
+}
+
 // Starts is how many checker containers the pool has started.
 func (p *Pool) Starts() int64 { return p.starts.Load() }
 
@@ -232,10 +239,7 @@ func (p *Pool) Check(ctx context.Context, req Request) (Response, error) {
 		// None is idle. While none is warm at all (the worker has just
 		// started, or every checker is being replaced) waiting would only
 		// delay the one-shot container; otherwise one is about to be free.
-		p.mu.Lock()
-		warm := len(p.live) > 0
-		p.mu.Unlock()
-		if !warm {
+		if p.Live() == 0 {
 			return Response{}, ErrUnavailable
 		}
 		wait := time.NewTimer(p.cfg.Wait)

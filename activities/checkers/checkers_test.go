@@ -87,10 +87,7 @@ func waitLive(t *testing.T, p *Pool, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		live := len(p.live)
-		p.mu.Unlock()
-		if live >= n {
+		if p.Live() >= n {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
