@@ -23,6 +23,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/gradeflow/gradeflow/activities/checkers"
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
@@ -102,6 +103,11 @@ type Sandbox interface {
 	Remove(ctx context.Context, id string) error
 }
 
+// Checkers checks a submission in a warm, sandboxed checker container.
+type Checkers interface {
+	Check(ctx context.Context, req checkers.Request) (checkers.Response, error)
+}
+
 // Notifier tells a workflow that its submission reached a stage the
 // workflow cannot observe itself (its execute activity starting).
 type Notifier func(ctx context.Context, workflowID string, stage contract.Stage) error
@@ -112,7 +118,11 @@ type Activities struct {
 	Files       Files
 	Submissions Submissions
 	Sandbox     Sandbox // needed by Sanity and Execute only
-	Config      Config
+	// Checkers, if set, answers sanity checks with warm checker containers
+	// (a *checkers.Pool); Sanity falls back to a container of its own when
+	// it cannot.
+	Checkers Checkers
+	Config   Config
 	// Notify, if set, signals the workflow when its job starts. It is best
 	// effort: the read model in the store is authoritative.
 	Notify Notifier

@@ -24,6 +24,7 @@ import (
 var (
 	stk           *stack
 	executeWorker *proc
+	sanityWorker  *proc // serves sanity and grade, with warm checkers
 	executeMu     sync.Mutex
 )
 
@@ -43,7 +44,7 @@ func runMain(m *testing.M) int {
 	stk = s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := s.startWorker(ctx, "worker-sanity-grade", "sanity,grade"); err != nil {
+	if sanityWorker, err = s.startWorker(ctx, "worker-sanity-grade", "sanity,grade"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	Mongo         config.Mongo
 	Queues        []string // short names: sanity, execute, grade
 	SanitySlots   int
+	SanityWarm    bool // keep warm sanity checker containers
 	ExecuteSlots  int
 	GradeSlots    int
 	StopTimeout   time.Duration // how long SIGTERM waits for running tasks
@@ -84,6 +85,8 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Mongo(&cfg.Mongo)
 	l.String(&queues, "queues", "GRADEFLOW_QUEUES", "sanity,execute,grade", "task queues to serve")
 	l.Int(&cfg.SanitySlots, "sanity-slots", "GRADEFLOW_SANITY_SLOTS", 2, "concurrent sanity checks")
+	warm := "on"
+	l.String(&warm, "sanity-warm", "GRADEFLOW_SANITY_WARM", "on", "on: answer sanity checks with warm checker containers (one per sanity slot); off: one container per check")
 	l.Int(&cfg.ExecuteSlots, "execute-slots", "GRADEFLOW_EXECUTE_SLOTS", 2, "concurrent jobs")
 	l.Int(&cfg.GradeSlots, "grade-slots", "GRADEFLOW_GRADE_SLOTS", 32, "concurrent compare/record steps")
 	l.Duration(&cfg.StopTimeout, "stop-timeout", "GRADEFLOW_STOP_TIMEOUT", 20*time.Second, "how long SIGTERM waits for running tasks before handing them back")
@@ -117,6 +120,8 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	}
 	l.Check(len(cfg.Queues) > 0, "GRADEFLOW_QUEUES: serve at least one of sanity, execute, grade")
 	l.Check(cfg.SanitySlots >= 1, "GRADEFLOW_SANITY_SLOTS: must be at least 1")
+	l.Check(warm == "on" || warm == "off", "GRADEFLOW_SANITY_WARM: want on or off, not %q", warm)
+	cfg.SanityWarm = warm == "on"
 	l.Check(cfg.ExecuteSlots >= 1, "GRADEFLOW_EXECUTE_SLOTS: must be at least 1")
 	l.Check(cfg.GradeSlots >= 1, "GRADEFLOW_GRADE_SLOTS: must be at least 1")
 	l.Check(cfg.StopTimeout > 0, "GRADEFLOW_STOP_TIMEOUT: must be positive")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/activities"
+	"github.com/gradeflow/gradeflow/activities/checkers"
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
@@ -83,6 +85,16 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		acts.Sandbox = dk
 	}
 
+	// The warm checkers outlive the drain: a sanity check still running
+	// when polling stops keeps its checker until it returns.
+	checkCtx, stopCheckers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCheckers()
+	var pool *checkers.Pool
+	if cfg.SanityWarm && slices.Contains(cfg.Queues, contract.QueueSanity) {
+		pool = checkerPool(cfg, acts, dk, identity, log)
+		acts.Checkers = pool
+	}
+
 	var ws []worker.Worker
 	for _, q := range cfg.Queues {
 		w := newWorker(tc, q, cfg, identity, acts)
@@ -96,6 +108,10 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 	// Every goroutine below ends with ctx, and run waits for each.
 	var wg sync.WaitGroup
+	var checkersDone sync.WaitGroup
+	if pool != nil {
+		checkersDone.Go(func() { pool.Run(checkCtx) })
+	}
 	if slices.Contains(cfg.Queues, contract.QueueExecute) {
 		beat := store.WorkerBeat{Identity: identity, Queue: contract.QueueExecute, Slots: cfg.ExecuteSlots}
 		wg.Go(func() { advertise(ctx, st, beat, cfg.BeatEvery, log) })
@@ -106,16 +122,60 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		wg.Go(func() { p.Run(ctx) })
 	}
 	if needsDocker {
-		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID}
+		j := &janitor{docker: dk, temporal: tc, log: log, grace: 10 * time.Second, namespaceID: nsID, identity: identity,
+			spoolDir: filepath.Join(cfg.Activities.WorkDir, "checkers")}
 		wg.Go(func() { j.loop(ctx, cfg.JanitorEvery) })
 	}
 
 	<-ctx.Done()
 	log.Info("draining", zap.Duration("bound", cfg.StopTimeout))
 	stopAll(ws)
+	stopCheckers()
+	checkersDone.Wait()
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// checkerPool is the pool of warm sanity checkers of this worker: one per
+// sanity slot, named after the worker, each with a spool directory under
+// the work directory.
+func checkerPool(cfg Config, acts *activities.Activities, dk *sandbox.Runner, identity string, log *zap.Logger) *checkers.Pool {
+	prefix := "gradeflow-checker-" + containerSafe(identity)
+	return checkers.New(checkers.Config{
+		Size:     cfg.SanitySlots,
+		SpoolDir: filepath.Join(cfg.Activities.WorkDir, "checkers"),
+		Prefix:   prefix,
+		Timeout:  checkTimeout,
+		Wait:     2 * time.Second,
+		Log:      log.With(zap.String("component", "checkers")),
+		Start: func(ctx context.Context, name, spool string) (checkers.Conn, error) {
+			s, _, err := dk.StartServer(ctx, activities.CheckerSpec(acts.Config, acts.NamespaceID, name, spool, identity), checkerReady)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	})
+}
+
+// checkTimeout bounds one warm check; past it the checker is replaced and
+// the check runs in a container of its own (with the full sanity timeout).
+// checkerReady bounds a checker's start, its JVM's warm-up included.
+const (
+	checkTimeout = 20 * time.Second
+	checkerReady = 2 * time.Minute
+)
+
+// containerSafe makes s usable in a container name.
+func containerSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // openSandbox connects to the Docker engine and makes sure it has the

@@ -86,11 +86,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", check: func(c Config) bool {
 			return c.Temporal.Address == "127.0.0.1:7233" && c.Mongo.DB == "gradeflow" && slices.Equal(c.Queues, []string{"sanity", "execute", "grade"}) &&
 				c.ExecuteSlots == 2 && c.GradeSlots == 32 && c.StopTimeout == 20*time.Second && !c.PullImage &&
-				c.Activities.QuarantineAfter == 3
+				c.Activities.QuarantineAfter == 3 && c.SanityWarm
 		}},
 		{name: "quarantine off", env: map[string]string{"GRADEFLOW_QUARANTINE_AFTER": "0"},
 			check: func(c Config) bool { return c.Activities.QuarantineAfter == 0 }},
 		{name: "quarantine beyond the retries", env: map[string]string{"GRADEFLOW_QUARANTINE_AFTER": "8"}, wantErr: "GRADEFLOW_QUARANTINE_AFTER"},
+		{name: "warm checkers off", env: map[string]string{"GRADEFLOW_SANITY_WARM": "off"}, check: func(c Config) bool { return !c.SanityWarm }},
+		{name: "warm checkers: on or off only", env: map[string]string{"GRADEFLOW_SANITY_WARM": "maybe"}, wantErr: "GRADEFLOW_SANITY_WARM"},
 		{name: "env", env: map[string]string{
 			"GRADEFLOW_QUEUES": "execute", "GRADEFLOW_EXECUTE_SLOTS": "4", "GRADEFLOW_STOP_TIMEOUT": "3s",
 			"GRADEFLOW_IMAGE_PULL": "true", "GRADEFLOW_WEBHOOK_SECRET": "s", "TEMPORAL_NAMESPACE": "ns",

@@ -35,7 +35,14 @@ const (
 	// compose deployment beside a second project) judge only their own
 	// containers.
 	LabelNamespace = "gradeflow.namespace"
+	// LabelOwner carries the Temporal identity of the worker that keeps a
+	// long-lived container (a warm checker, kind KindChecker): it is live
+	// while that worker polls.
+	LabelOwner = "gradeflow.owner"
 )
+
+// KindChecker is the LabelKind of a warm sanity checker.
+const KindChecker = "checker"
 
 // User is the uid:gid a container starts as: root, but with only
 // CAP_SETUID and CAP_SETGID (Capabilities), no-new-privileges and a
@@ -65,6 +72,7 @@ type Mount struct {
 type Spec struct {
 	Name         string // container name; an existing container of that name is replaced
 	Image        string
+	Entrypoint   []string // if set, replaces the image's entrypoint (the runner)
 	Cmd          []string
 	Env          []string
 	Mounts       []Mount
@@ -84,6 +92,9 @@ type Spec struct {
 	// (the execute activity heartbeats from it).
 	Tick      func(elapsed time.Duration)
 	TickEvery time.Duration
+	// Stdin keeps the container's stdin open for the worker to write to
+	// (StartServer sets it).
+	Stdin bool
 }
 
 // Result is what a finished container left behind.
@@ -248,6 +259,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 func (r *Runner) create(ctx context.Context, spec Spec) (string, error) {
 	cfg := &container.Config{
 		Image:           spec.Image,
+		Entrypoint:      spec.Entrypoint,
 		Cmd:             spec.Cmd,
 		Env:             spec.Env,
 		User:            User,
@@ -256,6 +268,8 @@ func (r *Runner) create(ctx context.Context, spec Spec) (string, error) {
 		NetworkDisabled: true,
 		AttachStdout:    true,
 		AttachStderr:    true,
+		AttachStdin:     spec.Stdin,
+		OpenStdin:       spec.Stdin,
 	}
 	pids := spec.PidsLimit
 	init := true
