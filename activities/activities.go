@@ -158,20 +158,13 @@ func (a *Activities) notify(ctx context.Context, workflowID string, stage contra
 	if a.Notify == nil {
 		return func() {}
 	}
-	log := activity.GetLogger(ctx)
-	timeout := a.Config.NotifyTimeout
-	if timeout <= 0 {
-		timeout = DefaultConfig().NotifyTimeout
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer cancel()
-		if err := a.Notify(ctx, workflowID, stage); err != nil {
-			log.Warn("stage signal not delivered", "workflow_id", workflowID, "stage", stage, "error", err)
+	return a.signal(ctx, func(ctx context.Context) error {
+		err := a.Notify(ctx, workflowID, stage)
+		if err != nil {
+			activity.GetLogger(ctx).Warn("stage signal not delivered", "workflow_id", workflowID, "stage", stage, "error", err)
 		}
+		return err
 	})
-	return wg.Wait
 }
 
 // notifyRun sends r to the workflow concurrently with the step, like
@@ -180,7 +173,21 @@ func (a *Activities) notifyRun(ctx context.Context, workflowID, id string, r con
 	if a.NotifyRun == nil {
 		return func() {}
 	}
-	log := activity.GetLogger(ctx)
+	return a.signal(ctx, func(ctx context.Context) error {
+		log := activity.GetLogger(ctx)
+		if err := a.NotifyRun(ctx, workflowID, r); err != nil {
+			log.Warn("run signal not delivered", "workflow_id", workflowID, "error", err)
+			return err
+		}
+		log.Info("execute run signalled", "submission_id", id, "attempt", r.Attempt)
+		return nil
+	})
+}
+
+// signal runs send in its own goroutine under the configured notify
+// timeout, detached from the step's cancellation, and returns the wait
+// that joins it. send logs its own outcome.
+func (a *Activities) signal(ctx context.Context, send func(context.Context) error) (wait func()) {
 	timeout := a.Config.NotifyTimeout
 	if timeout <= 0 {
 		timeout = DefaultConfig().NotifyTimeout
@@ -189,11 +196,7 @@ func (a *Activities) notifyRun(ctx context.Context, workflowID, id string, r con
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer cancel()
-		if err := a.NotifyRun(ctx, workflowID, r); err != nil {
-			log.Warn("run signal not delivered", "workflow_id", workflowID, "error", err)
-			return
-		}
-		log.Info("execute run signalled", "submission_id", id, "attempt", r.Attempt)
+		_ = send(ctx)
 	})
 	return wg.Wait
 }

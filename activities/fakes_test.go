@@ -338,6 +338,20 @@ func wordcount() contract.Assignment {
 	return a
 }
 
+// stageWordcount stores the wordcount assignment with its input in st,
+// and submission s1's mapper and reducer, and returns the assignment and
+// the submission's file names.
+func stageWordcount(st *fakeStore) (contract.Assignment, []string) {
+	asg := wordcount()
+	st.assignments["wc"] = asg
+	st.files[store.InputPrefix("wc")+"in.txt"] = []byte("a b a\n")
+	files := []string{"mapper.py", "reducer.py"}
+	for _, f := range files {
+		st.files[store.SubmissionFile("s1", f)] = []byte("print()\n")
+	}
+	return asg, files
+}
+
 // failureOf classifies an activity's error: the student outcome of a
 // student failure, "config" for a configuration failure, "retry" for an
 // infrastructure failure, "" for none.

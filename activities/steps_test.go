@@ -293,13 +293,7 @@ func TestExecute(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newFakeStore()
-			asg := wordcount()
-			st.assignments["wc"] = asg
-			st.files[store.InputPrefix("wc")+"in.txt"] = []byte("a b a\n")
-			files := []string{"mapper.py", "reducer.py"}
-			for _, f := range files {
-				st.files[store.SubmissionFile("s1", f)] = []byte("print()\n")
-			}
+			asg, files := stageWordcount(st)
 			plan := contract.Plan{
 				Request: contract.Request{SubmissionID: "s1", Assignment: "wc", Student: "ada", WorkflowID: "submission-s1"},
 				Config:  asg, Runtime: tc.runtime, Files: files,
@@ -376,13 +370,7 @@ func TestExecute(t *testing.T) {
 func TestExecuteHeartbeatsThroughSlowTransfers(t *testing.T) {
 	st := newFakeStore()
 	st.delay = 150 * time.Millisecond
-	asg := wordcount()
-	st.assignments["wc"] = asg
-	st.files[store.InputPrefix("wc")+"in.txt"] = []byte("a b a\n")
-	files := []string{"mapper.py", "reducer.py"}
-	for _, f := range files {
-		st.files[store.SubmissionFile("s1", f)] = []byte("print()\n")
-	}
+	asg, files := stageWordcount(st)
 	sb := &fakeSandbox{run: func(sandbox.Spec) (sandbox.Result, error) {
 		return sandbox.Result{Stdout: bundleResult(t, `{"ok":true,"exit_code":0}`, map[string]string{
 			"./output/part-00000": "a\t2\n", "./output/part-00001": "b\t1\n",

@@ -34,13 +34,7 @@ func TestExecuteClaim(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newFakeStore()
-			asg := wordcount()
-			st.assignments["wc"] = asg
-			st.files[store.InputPrefix("wc")+"in.txt"] = []byte("a b a\n")
-			files := []string{"mapper.py", "reducer.py"}
-			for _, f := range files {
-				st.files[store.SubmissionFile("s1", f)] = []byte("print()\n")
-			}
+			asg, files := stageWordcount(st)
 			st.subs["s1"] = store.Submission{ID: "s1", Status: tc.status, SupersededBy: "s2", Stage: contract.StageQueued}
 			st.claim = tc.claim
 			sb := &fakeSandbox{run: func(spec sandbox.Spec) (sandbox.Result, error) {

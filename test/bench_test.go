@@ -126,12 +126,8 @@ func BenchmarkP2Throughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
-		w.Terminate(30 * time.Second)
-		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-			b.Fatal(err)
-		}
-	}()
+	defer restoreExecuteWorker(b)
+	defer w.Terminate(30 * time.Second)
 	subDir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
 	inputDir := filepath.Join(stk.root, exampleDir, "input")
 	cfg := loadAssignment(b)
@@ -204,12 +200,7 @@ func BenchmarkP4WorkerStartToFirstTask(b *testing.B) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
 	executeWorker.Terminate(30 * time.Second)
-	defer func() {
-		var err error
-		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-			b.Fatal(err)
-		}
-	}()
+	defer restoreExecuteWorker(b)
 	subDir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
 	var firsts []float64
 	for round := 0; round < benchRounds*b.N; round++ {

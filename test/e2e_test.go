@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -91,18 +92,23 @@ func readFiles(t testing.TB, dir string) map[string][]byte {
 // submit submits the files of dir and returns the run.
 func submit(t testing.TB, ctx context.Context, id, dir string) contract.Result {
 	t.Helper()
-	got, err := stk.intake().Submit(ctx, intake.Submission{
-		ID: id, Assignment: "wordcount", Student: "e2e-student", Files: readFiles(t, dir),
-	})
+	return grade(t, ctx, intake.Submission{ID: id, Assignment: "wordcount", Student: "e2e-student", Files: readFiles(t, dir)})
+}
+
+// grade submits sub through the intake, which must create it, and waits
+// for its workflow's result.
+func grade(t testing.TB, ctx context.Context, sub intake.Submission) contract.Result {
+	t.Helper()
+	got, err := stk.intake().Submit(ctx, sub)
 	if err != nil {
-		t.Fatalf("submit %s: %v", id, err)
+		t.Fatalf("submit %s: %v", sub.ID, err)
 	}
 	if !got.Created {
-		t.Fatalf("submit %s: not created", id)
+		t.Fatalf("submit %s: not created", sub.ID)
 	}
 	var res contract.Result
 	if err := got.Run.Get(ctx, &res); err != nil {
-		t.Fatalf("grade %s: %v", id, err)
+		t.Fatalf("grade %s: %v", sub.ID, err)
 	}
 	return res
 }
@@ -193,9 +199,16 @@ func TestDuplicateSubmissionGradedOnce(t *testing.T) {
 // submission's workflow history.
 func countCompleted(t testing.TB, ctx context.Context, id, activityType string) int {
 	t.Helper()
+	return len(completedResults(t, ctx, id, activityType))
+}
+
+// completedResults returns the results of the completed activities of a
+// type in a submission's workflow history, in history order.
+func completedResults(t testing.TB, ctx context.Context, id, activityType string) []*commonpb.Payloads {
+	t.Helper()
 	iter := stk.temporal.GetWorkflowHistory(ctx, contract.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]string{}
-	n := 0
+	var results []*commonpb.Payloads
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
@@ -205,8 +218,8 @@ func countCompleted(t testing.TB, ctx context.Context, id, activityType string) 
 			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
 		}
 		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == activityType {
-			n++
+			results = append(results, a.GetResult())
 		}
 	}
-	return n
+	return results
 }

@@ -279,3 +279,18 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 	}
 	t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
 }
+
+// restoreExecuteWorker starts the shared execute worker again if a test
+// stopped or replaced it with one of its own settings. It terminates the
+// one it replaces, which may have stopped already.
+func restoreExecuteWorker(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	executeWorker.Terminate(30 * time.Second)
+	w, err := stk.startWorker(ctx, "worker-execute", "execute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	executeWorker = w
+}

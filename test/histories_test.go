@@ -57,7 +57,7 @@ func TestWorkflowPaths(t *testing.T) {
 	}))
 	t.Cleanup(rc.Close)
 	hooked := "wordcount-hook-" + batch
-	putAssignmentCopy(t, ctx, hooked, rc.URL+"/hook")
+	putAssignmentCopy(t, ctx, hooked, func(a *contract.Assignment) { a.WebhookURL = rc.URL + "/hook" })
 
 	type path struct {
 		name       string
@@ -192,8 +192,9 @@ func TestWorkflowPaths(t *testing.T) {
 	}
 }
 
-// putAssignmentCopy stores the example assignment under name, with a webhook.
-func putAssignmentCopy(t *testing.T, ctx context.Context, name, webhookURL string) {
+// putAssignmentCopy stores the example assignment under name, after edit
+// (if not nil) has changed its configuration.
+func putAssignmentCopy(t *testing.T, ctx context.Context, name string, edit func(*contract.Assignment)) {
 	t.Helper()
 	dir := filepath.Join(stk.root, exampleDir)
 	raw, err := os.ReadFile(filepath.Join(dir, "assignment.json"))
@@ -204,7 +205,10 @@ func putAssignmentCopy(t *testing.T, ctx context.Context, name, webhookURL strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Name, a.WebhookURL = name, webhookURL
+	a.Name = name
+	if edit != nil {
+		edit(&a)
+	}
 	if _, _, err := stk.intake().PutAssignment(ctx, intake.AssignmentUpload{
 		Config: a, Input: readFiles(t, filepath.Join(dir, "input")), Expected: readFiles(t, filepath.Join(dir, "expected")),
 	}); err != nil {

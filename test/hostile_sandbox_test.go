@@ -167,20 +167,7 @@ func TestHostileSandbox(t *testing.T) {
 // gradeFiles submits files as one wordcount submission and waits for its result.
 func gradeFiles(t testing.TB, ctx context.Context, id string, files map[string][]byte) contract.Result {
 	t.Helper()
-	got, err := stk.intake().Submit(ctx, intake.Submission{
-		ID: id, Assignment: "wordcount", Student: "e2e-hostile", Files: files,
-	})
-	if err != nil {
-		t.Fatalf("submit %s: %v", id, err)
-	}
-	if !got.Created {
-		t.Fatalf("submit %s: not created", id)
-	}
-	var res contract.Result
-	if err := got.Run.Get(ctx, &res); err != nil {
-		t.Fatalf("grade %s: %v", id, err)
-	}
-	return res
+	return grade(t, ctx, intake.Submission{ID: id, Assignment: "wordcount", Student: "e2e-hostile", Files: files})
 }
 
 // gradeBypassingIntake stores a submission's document and files directly,

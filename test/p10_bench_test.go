@@ -146,12 +146,8 @@ func BenchmarkP10Rush(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
-		w.Terminate(30 * time.Second)
-		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-			b.Fatal(err)
-		}
-	}()
+	defer restoreExecuteWorker(b)
+	defer w.Terminate(30 * time.Second)
 	dir := filepath.Join(stk.root, exampleDir, "submissions/python-correct")
 	files := readFiles(b, dir)
 	fairness := os.Getenv("GRADEFLOW_FAIRNESS") != "off"

@@ -236,12 +236,7 @@ func TestPrefetchOnRemoteWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	executeWorker.Terminate(30 * time.Second)
-	defer func() {
-		var err error
-		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	defer restoreExecuteWorker(t)
 	const n = 4
 	r := runRemote(t, ctx, "prefetch", n, 8)
 	used := 0
@@ -282,12 +277,7 @@ func BenchmarkP9RemotePrefetch(b *testing.B) {
 		b.Fatalf("GRADEFLOW_P9_JOBS: %q, want at least 2", os.Getenv("GRADEFLOW_P9_JOBS"))
 	}
 	executeWorker.Terminate(30 * time.Second)
-	defer func() {
-		var err error
-		if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-			b.Fatal(err)
-		}
-	}()
+	defer restoreExecuteWorker(b)
 	gaps, prestarts := map[int][]float64{}, map[int][]float64{}
 	used := 0
 	for _, k := range []int{8, 0, 0, 8} {

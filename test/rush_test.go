@@ -304,35 +304,7 @@ func recordPath(t *testing.T, ctx context.Context, id, name string) {
 // meets on a loaded machine.
 func putRushAssignment(t *testing.T, ctx context.Context, name string, supersede bool) {
 	t.Helper()
-	dir := filepath.Join(stk.root, exampleDir)
-	raw, err := os.ReadFile(filepath.Join(dir, "assignment.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := intake.DecodeAssignment(raw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Name, a.Supersede, a.TimeLimitSeconds = name, supersede, 120
-	if _, _, err := stk.intake().PutAssignment(ctx, intake.AssignmentUpload{
-		Config: a, Input: readFiles(t, filepath.Join(dir, "input")), Expected: readFiles(t, filepath.Join(dir, "expected")),
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// restoreExecuteWorker starts the shared execute worker again if a test
-// stopped or replaced it with one of its own settings.
-func restoreExecuteWorker(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	executeWorker.Terminate(30 * time.Second)
-	w, err := stk.startWorker(ctx, "worker-execute", "execute")
-	if err != nil {
-		t.Fatal(err)
-	}
-	executeWorker = w
+	putAssignmentCopy(t, ctx, name, func(a *contract.Assignment) { a.Supersede, a.TimeLimitSeconds = supersede, 120 })
 }
 
 // waitLogLine waits until one line of p's log contains every one of parts.
@@ -403,24 +375,13 @@ func runSignals(t *testing.T, ctx context.Context, id string) []contract.Run {
 // Execute step from its workflow history.
 func completedExecution(t *testing.T, ctx context.Context, id string) contract.Execution {
 	t.Helper()
-	iter := stk.temporal.GetWorkflowHistory(ctx, contract.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	scheduled := map[int64]string{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-		}
-		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == contract.ActivityExecute {
-			var exec contract.Execution
-			if err := converter.GetDefaultDataConverter().FromPayloads(a.GetResult(), &exec); err != nil {
-				t.Fatal(err)
-			}
-			return exec
-		}
+	results := completedResults(t, ctx, id, contract.ActivityExecute)
+	if len(results) == 0 {
+		t.Fatalf("no completed Execute in the history of %s", id)
 	}
-	t.Fatalf("no completed Execute in the history of %s", id)
-	return contract.Execution{}
+	var exec contract.Execution
+	if err := converter.GetDefaultDataConverter().FromPayloads(results[0], &exec); err != nil {
+		t.Fatal(err)
+	}
+	return exec
 }

@@ -362,14 +362,7 @@ func TestRuntimeImage(t *testing.T) {
 		image      string
 	}{{"rt-extra", contract.OutcomePassed, extraImage}, {"rt-default", contract.OutcomeRuntimeError, stk.image}} {
 		id := tc.assignment + "-" + randHex(4)
-		got, err := in.Submit(ctx, intake.Submission{ID: id, Assignment: tc.assignment, Student: "rt", Files: sub})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res contract.Result
-		if err := got.Run.Get(ctx, &res); err != nil {
-			t.Fatal(err)
-		}
+		res := grade(t, ctx, intake.Submission{ID: id, Assignment: tc.assignment, Student: "rt", Files: sub})
 		s, _ := stk.store.Submission(ctx, id)
 		if res.Outcome != tc.outcome || s.Grader == nil || s.Grader.Image != tc.image {
 			t.Errorf("%s: %s on %+v, want %s on %s (%+v)", tc.assignment, res.Outcome, s.Grader, tc.outcome, tc.image, s.Tests)
@@ -485,15 +478,8 @@ func TestTestsJava(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := "tw-java-" + randHex(4)
-	got, err := in.Submit(ctx, intake.Submission{ID: id, Assignment: "tw-java", Student: "tw-java",
+	res := grade(t, ctx, intake.Submission{ID: id, Assignment: "tw-java", Student: "tw-java",
 		Files: readFiles(t, filepath.Join(wc, "submissions/java-correct"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res contract.Result
-	if err := got.Run.Get(ctx, &res); err != nil {
-		t.Fatal(err)
-	}
 	sub, err := stk.store.Submission(ctx, id)
 	if err != nil {
 		t.Fatal(err)
