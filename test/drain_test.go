@@ -49,9 +49,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 			if tc.wantAttempts > 1 {
 				<-stopped
 			}
-			if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-				t.Fatal(err)
-			}
+			restoreExecuteWorker(t)
 			<-stopped
 			checkGradedOnce(t, ctx, []string{id})
 			sub, err := stk.store.Submission(ctx, id)
@@ -98,9 +96,7 @@ func TestWorkerServingAllQueuesDrains(t *testing.T) {
 	if err := w.WaitLog(ctx, `"stopped"`); err != nil {
 		t.Errorf("no clean stop: %v", err)
 	}
-	if executeWorker, err = stk.startWorker(ctx, "worker-execute", "execute"); err != nil {
-		t.Fatal(err)
-	}
+	restoreExecuteWorker(t)
 	checkGradedOnce(t, ctx, []string{id})
 	sub, err := stk.store.Submission(ctx, id)
 	if err != nil {

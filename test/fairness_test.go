@@ -41,16 +41,7 @@ func TestFairDispatchOrder(t *testing.T) {
 
 	// No execute worker while the burst queues up.
 	executeWorker.Terminate(30 * time.Second)
-	defer func() {
-		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer rcancel()
-		w, err := stk.startWorker(rctx, "worker-execute-after-fairness", "execute")
-		if err != nil {
-			t.Errorf("restore the execute worker: %v", err)
-			return
-		}
-		executeWorker = w
-	}()
+	defer restoreExecuteWorker(t)
 
 	files := readFiles(t, filepath.Join(stk.root, exampleDir, "submissions/python-correct"))
 	run := "fair-" + randHex(3)

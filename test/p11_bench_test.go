@@ -141,16 +141,12 @@ func BenchmarkP11Dataset(b *testing.B) {
 	executeMu.Lock()
 	defer executeMu.Unlock()
 	executeWorker.Terminate(20 * time.Second)
+	defer restoreExecuteWorker(b)
 	fresh, err := stk.startWorker(ctx, "worker-execute-p11", "execute", "GRADEFLOW_WORKDIR="+b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
-		fresh.Terminate(20 * time.Second)
-		if w, err := stk.startWorker(context.Background(), "worker-execute-after-p11", "execute"); err == nil {
-			executeWorker = w
-		}
-	}()
+	defer fresh.Terminate(20 * time.Second)
 	sub := filepath.Join(stk.root, topwordDir, "submissions/python-correct")
 	files := readFiles(b, sub)
 	grade := func() time.Duration {
