@@ -352,6 +352,17 @@ func stageWordcount(st *fakeStore) (contract.Assignment, []string) {
 	return asg, files
 }
 
+// stageSubmission stores submission s1 of assignment wc, by ada, with
+// files (name to body) in st.
+func stageSubmission(st *fakeStore, files map[string]string) {
+	var names []string
+	for name, body := range files {
+		st.files[store.SubmissionFile("s1", name)] = []byte(body)
+		names = append(names, name)
+	}
+	st.subs["s1"] = store.Submission{ID: "s1", Assignment: "wc", Student: "ada", Files: names}
+}
+
 // failureOf classifies an activity's error: the student outcome of a
 // student failure, "config" for a configuration failure, "retry" for an
 // infrastructure failure, "" for none.

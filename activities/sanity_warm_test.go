@@ -102,12 +102,7 @@ func TestSanityWarm(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newFakeStore()
 			st.assignments["wc"] = wordcount()
-			var names []string
-			for name, body := range tc.files {
-				st.files[store.SubmissionFile("s1", name)] = []byte(body)
-				names = append(names, name)
-			}
-			st.subs["s1"] = store.Submission{ID: "s1", Assignment: "wc", Student: "ada", Files: names}
+			stageSubmission(st, tc.files)
 			sb := &fakeSandbox{run: func(spec sandbox.Spec) (sandbox.Result, error) {
 				if !tc.wantContainer {
 					t.Fatalf("no container expected, ran %v", spec.Cmd)

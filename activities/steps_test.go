@@ -141,12 +141,7 @@ func TestSanity(t *testing.T) {
 			if !tc.noAssign {
 				st.assignments["wc"] = asg
 			}
-			var names []string
-			for name, body := range tc.files {
-				st.files[store.SubmissionFile("s1", name)] = []byte(body)
-				names = append(names, name)
-			}
-			st.subs["s1"] = store.Submission{ID: "s1", Assignment: "wc", Student: "ada", Files: names}
+			stageSubmission(st, tc.files)
 			sb := &fakeSandbox{run: func(spec sandbox.Spec) (sandbox.Result, error) {
 				if tc.run == nil {
 					t.Fatalf("no container expected, ran %v", spec.Cmd)

@@ -331,23 +331,7 @@ func testFiles(dir string, tests []contract.TestSpec) (map[string][]byte, map[st
 				return nil, nil, fmt.Errorf("test %s: directory %q must be relative", t.Name, sub)
 			}
 			root := filepath.Join(dir, filepath.FromSlash(sub))
-			err := walkFiles(root, func(path string, info fs.FileInfo) error {
-				rel, err := filepath.Rel(dir, path)
-				if err != nil {
-					return err
-				}
-				if info.Size() > streamAbove {
-					streams[filepath.ToSlash(rel)] = func() (io.ReadCloser, error) { return os.Open(path) }
-					return nil
-				}
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				files[filepath.ToSlash(rel)] = data
-				return nil
-			})
-			if err != nil {
+			if err := addFiles(dir, root, files, streams); err != nil {
 				return nil, nil, fmt.Errorf("read %s: %w", root, err)
 			}
 		}
@@ -406,22 +390,34 @@ func (s *starter) regradeAllCmd(ctx context.Context, args []string) error {
 // relative path. Symlinks are refused: a submission is plain files.
 func readDir(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	err := walkFiles(dir, func(path string, _ fs.FileInfo) error {
-		rel, err := filepath.Rel(dir, path)
+	if err := addFiles(dir, dir, files, nil); err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	return files, nil
+}
+
+// addFiles adds the regular files under root to files, keyed by their
+// slash-separated path relative to base. With streams non-nil, a file
+// larger than streamAbove goes there instead, to be opened when it is
+// stored.
+func addFiles(base, root string, files map[string][]byte, streams map[string]func() (io.ReadCloser, error)) error {
+	return walkFiles(root, func(path string, info fs.FileInfo) error {
+		rel, err := filepath.Rel(base, path)
 		if err != nil {
 			return err
+		}
+		key := filepath.ToSlash(rel)
+		if streams != nil && info.Size() > streamAbove {
+			streams[key] = func() (io.ReadCloser, error) { return os.Open(path) }
+			return nil
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		files[filepath.ToSlash(rel)] = data
+		files[key] = data
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
-	}
-	return files, nil
 }
 
 // walkFiles calls fn for every regular file under root, refusing

@@ -49,29 +49,11 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 	}); err != nil {
 		return contract.Result{}, fmt.Errorf("register query: %w", err)
 	}
-	stageSignals := workflow.GetSignalChannel(ctx, contract.SignalStage)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var s contract.Stage
-			if !stageSignals.Receive(ctx, &s) {
-				return
-			}
-			g.advance(ctx, s)
-		}
-	})
+	onSignal(ctx, contract.SignalStage, g.advance)
 	// Each execute attempt signals its Run as it starts, so that the
 	// history names every attempt's worker and host; the workflow only
 	// keeps them.
-	runSignals := workflow.GetSignalChannel(ctx, contract.SignalRun)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var r contract.Run
-			if !runSignals.Receive(ctx, &r) {
-				return
-			}
-			g.runs = append(g.runs, r)
-		}
-	})
+	onSignal(ctx, contract.SignalRun, func(_ workflow.Context, r contract.Run) { g.runs = append(g.runs, r) })
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		contract.SearchAssignment.ValueSet(in.Assignment), contract.SearchStudent.ValueSet(in.Student))
 	// A newer submission of the same student that supersedes this one
@@ -322,5 +304,20 @@ func (s step) options(ctx workflow.Context) workflow.Context {
 			MaximumAttempts:        s.attempts,
 			NonRetryableErrorTypes: []string{contract.StudentFailure, contract.ConfigFailure},
 		},
+	})
+}
+
+// onSignal hands each signal of the given name to fn, in order, from a
+// workflow goroutine that lives as long as the workflow.
+func onSignal[T any](ctx workflow.Context, name string, fn func(workflow.Context, T)) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var v T
+			if !ch.Receive(ctx, &v) {
+				return
+			}
+			fn(ctx, v)
+		}
 	})
 }
