@@ -201,12 +201,13 @@ func (a *Activities) signal(ctx context.Context, send func(context.Context) erro
 	return wg.Wait
 }
 
-// keepAlive heartbeats every HeartbeatEvery, with phase as the details,
+// keepAlive heartbeats every HeartbeatEvery, with details (a phase name,
+// or the progress a retry resumes from),
 // until the returned stop is called (at most once takes effect). Steps run it around their network
 // work (fetching files, downloading input, storing outputs), so that a
 // slow store never outlasts the heartbeat timeout while a dead worker is
 // still noticed within it: the heartbeats end with the worker.
-func (a *Activities) keepAlive(ctx context.Context, phase string) (stop func()) {
+func (a *Activities) keepAlive(ctx context.Context, details any) (stop func()) {
 	every := a.Config.HeartbeatEvery
 	if every <= 0 {
 		every = DefaultConfig().HeartbeatEvery
@@ -221,7 +222,7 @@ func (a *Activities) keepAlive(ctx context.Context, phase string) (stop func()) 
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			beat(ctx, phase)
+			beat(ctx, details)
 			select {
 			case <-done:
 				return

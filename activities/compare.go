@@ -29,7 +29,9 @@ func (a *Activities) Compare(ctx context.Context, in contract.CompareInput) (con
 		return contract.Grade{}, err
 	}
 	cfg := in.Plan.Config
-	return Score(expected, got, cfg.Compare, cfg.Points, cfg.ShowExpected), nil
+	g := Score(expected, got, cfg.Compare, cfg.Points, cfg.ShowExpected)
+	g.Grader = in.Execution.Grader
+	return g, nil
 }
 
 func (a *Activities) concat(ctx context.Context, names []string, max int64) ([]byte, error) {

@@ -109,8 +109,21 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	defer cleanup()
 	jobDir := filepath.Join(dir, "job")
-	// Fetching the files and the input may take a while on a cold host.
-	stopFetch := a.keepAlive(ctx, "fetching")
+	grader, err := a.grader(ctx, plan.Config)
+	if err != nil {
+		return contract.Execution{}, err
+	}
+	// Fetching the files and the input may take a while on a cold host. In
+	// the tests form the heartbeat goes on carrying the tests that earlier
+	// attempts finished, so that an attempt that dies while fetching
+	// loses none of them.
+	var fetching any = "fetching"
+	var prog testProgress
+	if len(plan.Config.Tests) > 0 {
+		prog = priorProgress(ctx)
+		fetching = prog
+	}
+	stopFetch := a.keepAlive(ctx, fetching)
 	defer stopFetch() // no-op once stopped below; covers the early returns
 	var cmd []string
 	switch plan.Runtime {
@@ -146,7 +159,7 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	if len(plan.Config.Tests) > 0 {
 		stopFetch()
-		return a.executeTests(ctx, plan, dir, jobDir, cmd)
+		return a.executeTests(ctx, plan, prog, grader, dir, jobDir, cmd)
 	}
 	inputDir, release, err := a.inputs.get(ctx, a, plan.Config)
 	if err != nil {
@@ -158,6 +171,7 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	limit := time.Duration(plan.Config.TimeLimitSeconds) * time.Second
 	points := plan.Config.Points
 	spec := a.spec(ctx, plan.Request, "execute", cmd, limits{memoryMB: plan.Config.MemoryMB, cpus: plan.Config.CPUs})
+	spec.Image = grader.Image
 	spec.Mounts = []sandbox.Mount{{Source: jobDir, Target: "/job"}, {Source: inputDir, Target: "/input"}}
 	spec.TimeLimit = limit
 	// The runner's own backstop, should this worker die and leave it running.
@@ -171,9 +185,13 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	if err := a.Submissions.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
 		return contract.Execution{}, err
 	}
+	// Every score names what graded it, failures included.
+	fail := func(v contract.Grade) error {
+		v.MaxScore, v.Grader = points, grader
+		return contract.NewStudentFailure(v)
+	}
 	if v, failed := judgeRun(res, limit, plan.Config.MemoryMB, a.Config.MaxOutput); failed {
-		v.MaxScore = points
-		return contract.Execution{}, contract.NewStudentFailure(v)
+		return contract.Execution{}, fail(v)
 	}
 	b, err := parseBundle(res.Stdout, MaxOutputFiles, a.Config.MaxOutput)
 	if err != nil {
@@ -183,10 +201,9 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 		// in a row, is the submission's doing: scored, not retried again.
 		if res.ExitCode != 0 || info.Attempt > 1 {
 			log.Warn("no readable result", "exit_code", res.ExitCode, "error", err)
-			return contract.Execution{}, contract.NewStudentFailure(contract.Grade{
+			return contract.Execution{}, fail(contract.Grade{
 				Outcome:  contract.OutcomeRuntimeError,
 				Feedback: fmt.Sprintf("the job ended abnormally without a result (exit code %d)", res.ExitCode),
-				MaxScore: points,
 			})
 		}
 		return contract.Execution{}, fmt.Errorf("execute container: %w", err)
@@ -194,20 +211,19 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	// Verdict facts come from the engine and the worker: a non-zero exit
 	// of the container fails the job whatever result.json says.
 	if !b.result.OK || res.ExitCode != 0 {
-		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeRuntimeError, Feedback: runtimeFeedback(b.result, res.ExitCode), MaxScore: points})
+		return contract.Execution{}, fail(contract.Grade{Outcome: contract.OutcomeRuntimeError, Feedback: runtimeFeedback(b.result, res.ExitCode)})
 	}
 	if len(b.files) > MaxOutputFiles {
-		return contract.Execution{}, contract.NewStudentFailure(contract.Grade{
+		return contract.Execution{}, fail(contract.Grade{
 			Outcome:  contract.OutcomeOutputLimit,
 			Feedback: fmt.Sprintf("the job wrote %d output files, over the limit of %d", len(b.files), MaxOutputFiles),
-			MaxScore: points,
 		})
 	}
 
 	// Each attempt writes under its own prefix and returns the exact names,
 	// so an earlier attempt's leftovers are never read and need no cleanup
 	// on the hot path.
-	exec := contract.Execution{RunSeconds: res.Elapsed.Seconds()}
+	exec := contract.Execution{RunSeconds: res.Elapsed.Seconds(), Grader: grader}
 	names := make([]string, 0, len(b.files))
 	for name := range b.files {
 		if strings.HasPrefix(name, "output/") && contract.ValidRelPath(name) {

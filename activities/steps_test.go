@@ -320,8 +320,16 @@ func TestExecute(t *testing.T) {
 			if got := failureOf(err); got != tc.wantFailure {
 				t.Fatalf("failure %q (%v), want %q", got, err, tc.wantFailure)
 			}
-			if g, ok := contract.AsStudentFailure(err); ok && (g.Feedback == "" || g.MaxScore != 100) {
-				t.Errorf("student failure without feedback or max score: %+v", g)
+			// Every score names what graded it: the assignment's revision and the image.
+			wantGrader := contract.GraderVersion{AssignmentRevision: asg.UpdatedAt.UnixMilli(), Image: cfg.Image}
+			if g, ok := contract.AsStudentFailure(err); ok && (g.Feedback == "" || g.MaxScore != 100 || g.Grader != wantGrader) {
+				t.Errorf("student failure without feedback, max score or grader: %+v", g)
+			}
+			if err == nil && exec.Grader != wantGrader {
+				t.Errorf("grader %+v, want %+v", exec.Grader, wantGrader)
+			}
+			if len(sb.specs) > 0 && sb.specs[0].Image != cfg.Image {
+				t.Errorf("image %q, want %q", sb.specs[0].Image, cfg.Image)
 			}
 			if st.stages()[0] != contract.StageRunning || !slices.Equal(notified, []contract.Stage{contract.StageRunning}) {
 				t.Errorf("stages %v, notified %v; want running, signalled once", st.stages(), notified)

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,6 +33,18 @@ type testProgress struct {
 	Done []contract.TestRun
 }
 
+// priorProgress is the tests that earlier attempts of this execute step
+// finished, read back from their heartbeat.
+func priorProgress(ctx context.Context) testProgress {
+	var prog testProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
+			return testProgress{} // an older attempt's detail (a phase string): start over
+		}
+	}
+	return prog
+}
+
 // containerSlack is the time a job container gets beyond its tests' limits:
 // the runner's start, each test's JVM start and the result tar.
 const containerSlack = 30 * time.Second
@@ -41,18 +56,12 @@ const containerSlack = 30 * time.Second
 // that fails, times out or runs out of memory scores what it scores and the
 // next one still runs; if the container itself dies, the tests that
 // finished keep their scores and the others score 0 as not run.
-func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, jobDir string, base []string) (contract.Execution, error) {
+func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, prog testProgress, grader contract.GraderVersion, dir, jobDir string, base []string) (contract.Execution, error) {
 	info := activity.GetInfo(ctx)
 	log := activity.GetLogger(ctx)
 	cfg := plan.Config
 	tests := cfg.TestList()
 
-	var prog testProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
-			prog = testProgress{} // an older attempt's detail (a phase string): start over
-		}
-	}
 	done := map[string]bool{}
 	for _, r := range prog.Done {
 		done[r.Result.Name] = true
@@ -63,10 +72,6 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, 
 			todo = append(todo, t)
 		}
 	}
-	grader, err := a.grader(ctx, cfg)
-	if err != nil {
-		return contract.Execution{}, err
-	}
 	if len(todo) == 0 {
 		return finishTests(tests, prog.Done, 0, grader), nil
 	}
@@ -76,7 +81,7 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, dir, 
 
 	// Every test's input, from the host cache by content hash, linked into
 	// one directory per test.
-	stopFetch := a.keepAlive(ctx, "fetching input")
+	stopFetch := a.keepAlive(ctx, prog)
 	inputRoot := filepath.Join(dir, "input")
 	var handles []*datacache.Handle
 	defer func() {
@@ -245,9 +250,31 @@ func (a *Activities) blob(ctx context.Context, f contract.FileRef, max int64) (*
 	}
 	key := "blob-" + f.SHA256
 	return c.Get(ctx, key, func(ctx context.Context, dir string) error {
-		_, err := a.Files.FetchBlob(ctx, f.Blob, filepath.Join(dir, "data"), max)
-		return err
+		path := filepath.Join(dir, "data")
+		if _, err := a.Files.FetchBlob(ctx, f.Blob, path, max); err != nil {
+			return err
+		}
+		// The cache is by content: what is cached must be that content.
+		return checkSHA256(path, f.SHA256)
 	})
+}
+
+// checkSHA256 fails (an infrastructure error: the fetch is retried) when
+// the file at path does not have the SHA-256 want.
+func checkSHA256(path, want string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("check fetched file: %w", err)
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return fmt.Errorf("check fetched file: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("fetched file has SHA-256 %s, want %s", got, want)
+	}
+	return nil
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)

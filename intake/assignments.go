@@ -161,6 +161,9 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 	if err := CheckAssignment(&a, s.opts.AllowPrivateWebhooks); err != nil {
 		return contract.Assignment{}, false, err
 	}
+	if a.Image != "" && !slices.Contains(s.opts.RuntimeImages, a.Image) {
+		return contract.Assignment{}, false, invalid("image", "%q is not one of the runtime images this service allows (GRADEFLOW_RUNTIME_IMAGES)", a.Image)
+	}
 	if len(a.Tests) > 0 {
 		return s.putTests(ctx, a, up)
 	}
@@ -255,9 +258,6 @@ func (s *Service) PutAssignment(ctx context.Context, up AssignmentUpload) (store
 // and the configuration naming them all is written last: a grading never
 // sees a test without its files. Blobs are shared, so nothing is removed.
 func (s *Service) putTests(ctx context.Context, a contract.Assignment, up AssignmentUpload) (contract.Assignment, bool, error) {
-	if a.Image != "" && !slices.Contains(s.opts.RuntimeImages, a.Image) {
-		return contract.Assignment{}, false, invalid("image", "%q is not one of the runtime images this service allows (GRADEFLOW_RUNTIME_IMAGES)", a.Image)
-	}
 	if len(up.Input) > 0 || len(up.Expected) > 0 {
 		return contract.Assignment{}, false, invalid("input", "an assignment with tests takes its files as files (the assignment directory), not input and expected")
 	}

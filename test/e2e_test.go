@@ -157,6 +157,10 @@ func TestExamples(t *testing.T) {
 			if ranJob && (sub.Times.Queued == nil || sub.Times.ExecuteStarted == nil || sub.Attempts["execute"] != 1) {
 				t.Errorf("execute not recorded: times %+v attempts %v", sub.Times, sub.Attempts)
 			}
+			// Every score of a job that ran names what graded it.
+			if ranJob && (sub.Grader == nil || sub.Grader.Image != stk.image || sub.Grader.ImageID == "" || sub.Grader.AssignmentRevision == 0) {
+				t.Errorf("grader version %+v, want the revision, %s and its digest", sub.Grader, stk.image)
+			}
 		})
 	}
 }

@@ -351,16 +351,33 @@ func TestRuntimeImage(t *testing.T) {
 	if err := put("rt-default", ""); err != nil {
 		t.Fatal(err)
 	}
-	var fe *intake.FieldError
-	if err := put("rt-unknown", "evil/miner:latest"); !errors.As(err, &fe) || fe.Field != "image" {
-		t.Errorf("an image off the allow-list: %v, want a field error on image", err)
+	// The single-test form takes the field too.
+	putSingle := func(name, image string) error {
+		cfg, err := intake.DecodeAssignment([]byte(`{"runtimes": ["streaming"], "points": 10, "image": "`+image+`"}`), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wc := filepath.Join(stk.root, exampleDir)
+		_, _, err = in.PutAssignment(ctx, intake.AssignmentUpload{Config: cfg,
+			Input: readFiles(t, filepath.Join(wc, "input")), Expected: readFiles(t, filepath.Join(wc, "expected"))})
+		return err
+	}
+	if err := putSingle("rt-single", extraImage); err != nil {
+		t.Fatal(err)
+	}
+	for _, put := range []func(string, string) error{put, putSingle} {
+		var fe *intake.FieldError
+		if err := put("rt-unknown", "evil/miner:latest"); !errors.As(err, &fe) || fe.Field != "image" {
+			t.Errorf("an image off the allow-list: %v, want a field error on image", err)
+		}
 	}
 	sub := readFiles(t, filepath.Join(stk.root, "test/testdata/extra-image"))
 	for _, tc := range []struct {
 		assignment string
 		outcome    contract.Outcome
 		image      string
-	}{{"rt-extra", contract.OutcomePassed, extraImage}, {"rt-default", contract.OutcomeRuntimeError, stk.image}} {
+	}{{"rt-extra", contract.OutcomePassed, extraImage}, {"rt-default", contract.OutcomeRuntimeError, stk.image},
+		{"rt-single", contract.OutcomePassed, extraImage}} {
 		id := tc.assignment + "-" + randHex(4)
 		res := grade(t, ctx, intake.Submission{ID: id, Assignment: tc.assignment, Student: "rt", Files: sub})
 		s, _ := stk.store.Submission(ctx, id)

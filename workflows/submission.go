@@ -190,7 +190,7 @@ func (g *grading) finish(ctx workflow.Context, err error) (contract.Result, erro
 	if v, ok := contract.AsStudentFailure(err); ok {
 		return g.record(ctx, contract.Grade{
 			Status: contract.StatusGraded, Outcome: v.Outcome, Score: 0, MaxScore: max(g.maxScore, v.MaxScore),
-			Feedback: v.Feedback, RunSeconds: g.runSeconds,
+			Feedback: v.Feedback, RunSeconds: g.runSeconds, Grader: v.Grader,
 		})
 	}
 	if temporal.IsCanceledError(err) {
