@@ -75,12 +75,15 @@ test-unit: deps
 ## bench: performance figures on the real stack (see README "Performance")
 bench: build tools images
 	@mkdir -p .data
-	set -o pipefail; $(P10_SMALL) $(GO) test -count=1 -tags stack -timeout 90m -run '^$$' -bench . -benchtime 1x ./test/... ./api/... | tee .data/bench.txt
+	set -o pipefail; $(P10_SMALL) $(GO) test -count=1 -tags stack -timeout 150m -run '^$$' -bench . -benchtime 1x ./test/... ./api/... | tee .data/bench.txt
+	set -o pipefail; $(P10_SMALL) GRADEFLOW_FAIRNESS=off $(GO) test -count=1 -tags stack -timeout 60m -run '^$$' -bench P10 -benchtime 1x ./test/ | tee -a .data/bench.txt
 	@echo; deploy/dev/bench-table.sh .data/bench.txt
 
 # make bench runs the P10 rush at a sixth of the issue's size (300
 # submissions from 75 students, 3 heavy, over 3 minutes: ~10 minutes of
-# grading on 2 cores); GRADEFLOW_P10_* set in the environment win.
+# grading on 2 cores), with fair dispatch and then, on a stack of its own,
+# without (GRADEFLOW_FAIRNESS=off: P10Rush/fifo); GRADEFLOW_P10_* set in the
+# environment win.
 P10_SMALL = GRADEFLOW_P10_SUBMISSIONS=$${GRADEFLOW_P10_SUBMISSIONS:-300} GRADEFLOW_P10_STUDENTS=$${GRADEFLOW_P10_STUDENTS:-75} \
 	GRADEFLOW_P10_HEAVY=$${GRADEFLOW_P10_HEAVY:-3} GRADEFLOW_P10_MINUTES=$${GRADEFLOW_P10_MINUTES:-3}
 
