@@ -30,9 +30,9 @@ type queueStats struct {
 	ThroughputPerMinute float64  `json:"throughput_per_minute"`     // executions ended per minute over the window
 	MedianWaitSeconds   *float64 `json:"median_wait_seconds"`       // queued → execute_started, over the window
 	MedianRunSeconds    *float64 `json:"median_run_seconds"`        // execute_started → execute_ended, over the window
-	MedianSanitySeconds *float64 `json:"median_sanity_seconds"`     // sanity_started → queued, over the window
-	// MedianPreQueueSeconds is submitted → queued over the window: the
-	// sanity step with the waits before and after it.
+	MedianSanitySeconds *float64 `json:"median_sanity_seconds"`     // sanity_started → queued of live submissions, over the window
+	// MedianPreQueueSeconds is submitted → queued of live submissions over
+	// the window: the sanity step with the waits before and after it.
 	MedianPreQueueSeconds *float64 `json:"median_prequeue_seconds"`
 	ETASecondsForNew      *float64 `json:"eta_seconds_for_new"` // eta of a submission made now
 	// StartETASecondsForNew is when a submission made now would start running.
@@ -53,6 +53,8 @@ type queueStats struct {
 	// passes follows the server's passes (fair dispatch); the measurement
 	// observes the queue into it.
 	passes *passBook
+	// regradePreQueue is MedianPreQueueSeconds of the regrade lane.
+	regradePreQueue *float64
 }
 
 // eta estimates the seconds until a submission with ahead submissions
@@ -76,17 +78,23 @@ type queueStats struct {
 func (q queueStats) eta(ahead int64, preQueue bool) (float64, bool) {
 	left := 0.0
 	if preQueue {
-		left = q.preQueueLeft(0)
+		left = q.preQueueLeft(0, contract.LaneLive)
 	}
 	_, done, ok := q.estimate(ahead, left)
 	return done, ok
 }
 
-// preQueueLeft is how long a submission made age seconds ago still has
-// to go before it queues: the median time from submission to the queue
-// (the sanity step's own median before that is measured) less its age.
-func (q queueStats) preQueueLeft(age float64) float64 {
+// preQueueLeft is how long a submission of lane made age seconds ago
+// still has to go before it queues: the lane's median time from
+// submission to the queue (the sanity step's own median before that is
+// measured) less its age. The lanes are measured apart: a regrade-all's
+// submissions all arrive at once and queue for their sanity checks behind
+// each other, which a live submission, dispatched before them, does not.
+func (q queueStats) preQueueLeft(age float64, lane string) float64 {
 	m := q.MedianPreQueueSeconds
+	if lane == contract.LaneRegrade && q.regradePreQueue != nil {
+		m = q.regradePreQueue
+	}
 	if m == nil {
 		m = q.MedianSanitySeconds
 	}
@@ -270,7 +278,8 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 	q.MedianWaitSeconds = median(latest(recent.Wait))
 	q.MedianSanitySeconds = median(latest(recent.Sanity))
 	q.MedianPreQueueSeconds = median(latest(recent.PreQueue))
-	if start, done, ok := q.estimate(q.aheadOfNew(), q.preQueueLeft(0)); ok {
+	q.regradePreQueue = median(latest(recent.RegradePreQueue))
+	if start, done, ok := q.estimate(q.aheadOfNew(), q.preQueueLeft(0, contract.LaneLive)); ok {
 		q.StartETASecondsForNew, q.ETASecondsForNew = &start, &done
 	}
 	return q, nil

@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,12 +61,18 @@ func testQueue(t *testing.T, fairness string) {
 		}
 		return "s"
 	}
+	lane := func(id string) string {
+		if strings.HasPrefix(id, "rg") {
+			return contract.LaneRegrade
+		}
+		return ""
+	}
 	add := func(id string, stage contract.Stage, times store.Times) {
 		if times.ExecuteStarted != nil {
 			runs = append(runs, run{id: id, start: times.ExecuteStarted, end: times.ExecuteEnded})
 			stage, times.ExecuteStarted, times.ExecuteEnded = contract.StageQueued, nil, nil
 		}
-		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: student(id), Stage: stage, Status: contract.StatusPending, Times: times})
+		docs = append(docs, store.Submission{ID: id, Assignment: "wc", Student: student(id), Stage: stage, Status: contract.StatusPending, Times: times, Lane: lane(id)})
 	}
 	// Queued: three, oldest first, the third another student's; running: two.
 	add("q1", contract.StageQueued, store.Times{Submitted: at(-2 * time.Minute), Queued: at(-50 * time.Second)})
@@ -83,6 +91,19 @@ func testQueue(t *testing.T, fairness string) {
 		queued := start - waits[i]*time.Second
 		add("d"+string(rune('1'+i)), contract.StageDone, store.Times{
 			Submitted: at(queued - 3*time.Second), SanityStarted: at(queued - 2*time.Second), Queued: at(queued), ExecuteStarted: at(start), ExecuteEnded: at(end),
+		})
+	}
+	// Two regrades (a regrade-all's burst): 40 s from submission to the
+	// queue, 35 s of it in their sanity step's queue. They run 30 s after
+	// a 10 s wait, so the run and wait medians stay, but they measure
+	// nothing of a live submission's way to the queue: the live medians
+	// stay 2 s and 3 s.
+	for i := range 2 {
+		end := -time.Duration(6+i) * time.Minute
+		start := end - 30*time.Second
+		queued := start - 10*time.Second
+		add(fmt.Sprintf("rg%d", i), contract.StageDone, store.Times{
+			Submitted: at(queued - 40*time.Second), SanityStarted: at(queued - 35*time.Second), Queued: at(queued), ExecuteStarted: at(start), ExecuteEnded: at(end),
 		})
 	}
 	// One outside the window.
@@ -120,7 +141,7 @@ func testQueue(t *testing.T, fairness string) {
 	q := r.json(t)
 	want := map[string]any{
 		"queued": 3.0, "running": 2.0, "execution_slots": 4.0, "execute_workers": 2.0, "slots_source": "heartbeats",
-		"throughput_per_minute": 0.5, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0, "median_prequeue_seconds": 3.0,
+		"throughput_per_minute": 0.7, "median_wait_seconds": 10.0, "median_run_seconds": 30.0, "median_sanity_seconds": 2.0, "median_prequeue_seconds": 3.0,
 		"eta_seconds_for_new": 60.0, "start_eta_seconds_for_new": 30.0, "window_seconds": 600.0, "execute_pollers": 0.0,
 	}
 	if fairness == "on" {

@@ -219,7 +219,7 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 		if sub.Times.Submitted != nil {
 			age = s.now().Sub(*sub.Times.Submitted).Seconds()
 		}
-		left = q.preQueueLeft(age)
+		left = q.preQueueLeft(age, sub.Lane)
 	}
 	if start, done, ok := q.estimate(ahead, left); ok {
 		v.StartETASeconds, v.ETASeconds = &start, &done

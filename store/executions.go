@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gradeflow/gradeflow/contract"
 )
 
 // ExecutionsCollection holds one small document per recent execution: when
@@ -30,16 +32,23 @@ type execution struct {
 	Queued        *time.Time `bson:"queued,omitempty"`
 	Started       time.Time  `bson:"execute_started"`
 	Ended         *time.Time `bson:"execute_ended,omitempty"`
+	// Lane is the submission's lane (empty: live): a regrade-all's
+	// submissions pass their sanity checks in a burst of their own, which
+	// says nothing of a live submission's.
+	Lane string `bson:"lane,omitempty"`
 }
 
-// openExecution records that submission id started executing, with the
-// times its document has. Repeating it (a retried attempt) keeps the first
-// start.
-func (s *Store) openExecution(ctx context.Context, id string, t Times) error {
+// openExecution records that submission id (of lane; empty: live) started
+// executing, with the times its document has. Repeating it (a retried
+// attempt) keeps the first start.
+func (s *Store) openExecution(ctx context.Context, id, lane string, t Times) error {
 	if t.ExecuteStarted == nil {
 		return nil
 	}
 	set := bson.D{}
+	if lane != "" && lane != contract.LaneLive {
+		set = append(set, bson.E{Key: "lane", Value: lane})
+	}
 	if t.Submitted != nil {
 		set = append(set, bson.E{Key: "submitted", Value: *t.Submitted})
 	}
@@ -81,11 +90,14 @@ type Recent struct {
 	// Wait holds execute_started − queued of every execution that started
 	// in the window: the time spent waiting for a slot.
 	Wait []float64
-	// Sanity holds queued − sanity_started of the same submissions.
+	// Sanity holds queued − sanity_started of the same submissions in the
+	// live lane.
 	Sanity []float64
-	// PreQueue holds queued − submitted of the same submissions: the
-	// sanity step with the waits around it.
+	// PreQueue holds queued − submitted of the same submissions in the
+	// live lane: the sanity step with the waits around it.
 	PreQueue []float64
+	// RegradePreQueue is PreQueue of the regrade lane's submissions.
+	RegradePreQueue []float64
 }
 
 // RecentExecutions measures the executions that ended or started since
@@ -125,11 +137,17 @@ func (s *Store) RecentExecutions(ctx context.Context, since time.Time) (Recent, 
 			continue
 		}
 		r.Wait = append(r.Wait, max(e.Started.Sub(*e.Queued).Seconds(), 0))
-		if e.SanityStarted != nil {
+		regrade := e.Lane == contract.LaneRegrade
+		if e.SanityStarted != nil && !regrade {
 			r.Sanity = append(r.Sanity, max(e.Queued.Sub(*e.SanityStarted).Seconds(), 0))
 		}
 		if e.Submitted != nil {
-			r.PreQueue = append(r.PreQueue, max(e.Queued.Sub(*e.Submitted).Seconds(), 0))
+			pre := max(e.Queued.Sub(*e.Submitted).Seconds(), 0)
+			if regrade {
+				r.RegradePreQueue = append(r.RegradePreQueue, pre)
+			} else {
+				r.PreQueue = append(r.PreQueue, pre)
+			}
 		}
 	}
 	return r, nil

@@ -110,7 +110,8 @@ func (s *Store) MarkStage(ctx context.Context, id string, m Mark) error {
 		return nil
 	}
 	var doc struct {
-		Times Times `bson:"times"`
+		Times Times  `bson:"times"`
+		Lane  string `bson:"lane"`
 	}
 	err := s.submissions.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().
 		SetReturnDocument(options.After)).Decode(&doc)
@@ -120,7 +121,7 @@ func (s *Store) MarkStage(ctx context.Context, id string, m Mark) error {
 	if err != nil {
 		return fmt.Errorf("mark submission %s %s: %w", id, stage, err)
 	}
-	return s.openExecution(ctx, id, doc.Times)
+	return s.openExecution(ctx, id, doc.Lane, doc.Times)
 }
 
 // MarkExecuteEnded records when the submission's container finished.

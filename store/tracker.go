@@ -106,7 +106,7 @@ func (s *Store) ClaimRun(ctx context.Context, id string, r contract.Run, quarant
 		res.Claim, res.Tracked = ClaimQuarantined, false
 		return res, nil
 	}
-	return res, s.openExecution(ctx, id, doc.Times)
+	return res, s.openExecution(ctx, id, doc.Lane, doc.Times)
 }
 
 // CloseRun ends a tracked run: when and how. A run that is never closed
