@@ -81,7 +81,7 @@ func BenchmarkP12RegradeLane(b *testing.B) {
 	alone := waits(submitAll("p12-alone", live, every))
 
 	start := time.Now()
-	run, err := in.RegradeAll(ctx, name, intake.ScopeLatest)
+	run, err := in.RegradeAll(ctx, intake.RegradeAllRequest{Assignment: name, Scope: intake.ScopeLatest})
 	if err != nil {
 		b.Fatal(err)
 	}

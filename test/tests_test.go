@@ -417,7 +417,7 @@ func TestRegradeAll(t *testing.T) {
 	}
 	put(fixed)
 
-	run, err := in.RegradeAll(ctx, name, intake.ScopeLatest)
+	run, err := in.RegradeAll(ctx, intake.RegradeAllRequest{Assignment: name, Scope: intake.ScopeLatest})
 	if err != nil {
 		t.Fatal(err)
 	}
