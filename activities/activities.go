@@ -1,9 +1,10 @@
 // Package activities implements the steps that grade a submission — sanity
-// check, execute, compare, record, webhook — as Temporal activities. Each
-// is a method on Activities, which depends on small interfaces (Files,
-// Submissions, Sandbox) that the worker fills with the MongoDB store and
-// the Docker sandbox, and tests with fakes. The worker registers each
-// method under its name in package contract.
+// check, execute, compare, record, webhook — and the step that starts a
+// regrade-all's planned regrades, as Temporal activities. Each is a method
+// on Activities, which depends on small interfaces (Files, Submissions,
+// Sandbox, Regrades) that the worker fills with the MongoDB store, the
+// Docker sandbox and the intake, and tests with fakes. The worker
+// registers each method under its name in package contract.
 //
 // Failures come in two kinds. A student failure (a syntax error, a wrong
 // answer, a time limit) is final: it is returned as a non-retryable
@@ -141,6 +142,9 @@ type Activities struct {
 	// Worker and Host name this worker process (its Temporal identity) and
 	// its host in the execution tracker.
 	Worker, Host string
+	// Regrades starts the planned regrades of regrade-all runs
+	// (StartRegrades, on the grade queue).
+	Regrades Regrades
 
 	inputs   inputCache
 	jobs     jobHandoff
