@@ -35,7 +35,7 @@ type Config struct {
 	Image           string        // Hadoop runtime image
 	WorkDir         string        // host directory for per-attempt scratch dirs and the input cache
 	MaxSubmission   int64         // bytes of submission files fetched
-	MaxInput        int64         // bytes of assignment input fetched
+	MaxInput        int64         // bytes of one assignment input fetched (a file or dataset; a single-test input directory in all)
 	InputCacheBytes int64         // bytes of assignment input kept on the host, least recently used evicted
 	MaxOutput       int64         // bytes of job output kept (the container's stdout)
 	MaxExpected     int64         // bytes of expected output read
@@ -57,7 +57,7 @@ func DefaultConfig() Config {
 		Image:           "gradeflow/hadoop:dev",
 		WorkDir:         filepath.Join(os.TempDir(), "gradeflow"),
 		MaxSubmission:   16 << 20,
-		MaxInput:        1 << 30,
+		MaxInput:        4 << 30, // the API's default GRADEFLOW_MAX_DATASET: what it accepts can be graded
 		InputCacheBytes: 8 << 30,
 		MaxOutput:       16 << 20,
 		MaxExpected:     64 << 20,
