@@ -139,13 +139,14 @@ const ActivityStartRegrades = "StartRegrades"
 func RegradeAllWorkflowID(runID string) string { return "regrade-" + runID }
 
 // RegradeAllStartOptions returns the options a regrade-all workflow starts
-// with: one per run (a run that ran is never started again), on the grade
-// queue, in the regrade lane of its assignment.
+// with: one at a time per run, and a run whose workflow completed is never
+// started again (one that failed may be), on the grade queue, in the
+// regrade lane of its assignment.
 func RegradeAllStartOptions(in RegradeAllInput) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       RegradeAllWorkflowID(in.RunID),
 		TaskQueue:                TaskQueueGrade,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("regrade-all of %s: %d submission(s)", in.Assignment, in.Items),
 		Priority:                 PriorityOf(Input{Assignment: in.Assignment, Lane: LaneRegrade}),

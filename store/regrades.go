@@ -21,7 +21,7 @@ const RegradesCollection = "regrades"
 // RegradeRun is one regrade of an assignment's submissions. The intake
 // plans it whole (every item with its reserved regrade ID) and stores it
 // before anything starts; the run's workflow then starts the items and
-// marks each one (Started, Errors), which RegradeRunByID folds into Items.
+// marks each one (StartMarks, ErrorMarks), which RegradeRunByID folds into Items.
 type RegradeRun struct {
 	ID         string        `bson:"_id" json:"id"`
 	Assignment string        `bson:"assignment" json:"assignment"`
@@ -32,11 +32,11 @@ type RegradeRun struct {
 	// that started their regrades inline (before workflows did), whose
 	// items with a To are all started.
 	WorkflowID string `bson:"workflow_id,omitempty" json:"workflow_id,omitempty"`
-	// Started and Errors are the marks of the run's workflow, by
+	// StartMarks and ErrorMarks are the marks of the run's workflow, by
 	// RegradeItemKey: when an item's regrade was started, or why it can
 	// never start.
-	Started map[string]time.Time `bson:"started,omitempty" json:"-"`
-	Errors  map[string]string    `bson:"errors,omitempty" json:"-"`
+	StartMarks map[string]time.Time `bson:"started,omitempty" json:"-"`
+	ErrorMarks map[string]string    `bson:"errors,omitempty" json:"-"`
 }
 
 // RegradeItem is one submission of a regrade-all and its new grading.
@@ -53,11 +53,11 @@ type RegradeItem struct {
 	BeforeGrader *Grader `bson:"before_grader,omitempty"` // absent when the grade did not record it
 	Error        string  `bson:"error,omitempty"`         // why it cannot be started
 	// StartedAt is when the run's workflow started the regrade (from
-	// Started; never stored in the item).
+	// StartMarks; never stored in the item).
 	StartedAt *time.Time `bson:"-"`
 }
 
-// RegradeItemKey is item i's key in RegradeRun.Started and Errors.
+// RegradeItemKey is item i's key in RegradeRun.StartMarks and ErrorMarks.
 func RegradeItemKey(i int) string { return fmt.Sprintf("i%d", i) }
 
 // PutRegradeRun writes a regrade run whole.
@@ -123,10 +123,10 @@ func (s *Store) RegradeRunByID(ctx context.Context, id string) (RegradeRun, erro
 func (r *RegradeRun) fold() {
 	for i := range r.Items {
 		key := RegradeItemKey(i)
-		if at, ok := r.Started[key]; ok {
+		if at, ok := r.StartMarks[key]; ok {
 			r.Items[i].StartedAt = &at
 		}
-		if e := r.Errors[key]; e != "" {
+		if e := r.ErrorMarks[key]; e != "" {
 			r.Items[i].Error = e
 		}
 	}

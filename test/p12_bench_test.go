@@ -85,6 +85,8 @@ func BenchmarkP12RegradeLane(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The request plans the run and starts its workflow: the regrades
+	// themselves are started by the workflow, after this returns.
 	started := time.Since(start)
 	during := waits(submitAll("p12-during", live, every))
 	rep, err := in.RegradeReport(ctx, run.ID)
