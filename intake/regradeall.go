@@ -265,8 +265,11 @@ func (s *Service) StartRegrade(ctx context.Context, run store.RegradeRun, i int)
 		return fmt.Sprintf("regrade %s has no item %d", run.ID, i), nil
 	}
 	it := run.Items[i]
-	if it.To == "" {
+	switch {
+	case it.Error != "":
 		return it.Error, nil
+	case it.To == "":
+		return fmt.Sprintf("no regrade ID was reserved for %s", it.From), nil
 	}
 	old, err := s.store.Submission(ctx, it.From)
 	if err != nil {

@@ -180,8 +180,8 @@ func TestRegradeAllRequest(t *testing.T) {
 			t.Errorf("%+v: %v, want an invalid field", req, err)
 		}
 	}
-	run := store.RegradeRun{ID: "rg-1", Items: []store.RegradeItem{{From: "s", Error: "regrade ID too long"}}}
-	for _, i := range []int{0, 1, -1} {
+	run := store.RegradeRun{ID: "rg-1", Items: []store.RegradeItem{{From: "s", Error: "regrade ID too long"}, {From: "t"}}}
+	for _, i := range []int{0, 1, 2, -1} {
 		if refused, err := s.StartRegrade(context.Background(), run, i); refused == "" || err != nil {
 			t.Errorf("item %d: refused %q, %v", i, refused, err)
 		}
