@@ -1,9 +1,10 @@
 // Package activities implements the steps that grade a submission — sanity
-// check, execute, compare, record, webhook — as Temporal activities. Each
-// is a method on Activities, which depends on small interfaces (Files,
-// Submissions, Sandbox) that the worker fills with the MongoDB store and
-// the Docker sandbox, and tests with fakes. The worker registers each
-// method under its name in package contract.
+// check, execute, compare, record, webhook — and the step that starts a
+// regrade-all's planned regrades, as Temporal activities. Each is a method
+// on Activities, which depends on small interfaces (Files, Submissions,
+// Sandbox, Regrades) that the worker fills with the MongoDB store, the
+// Docker sandbox and the intake, and tests with fakes. The worker
+// registers each method under its name in package contract.
 //
 // Failures come in two kinds. A student failure (a syntax error, a wrong
 // answer, a time limit) is final: it is returned as a non-retryable
@@ -34,7 +35,7 @@ type Config struct {
 	Image           string        // Hadoop runtime image
 	WorkDir         string        // host directory for per-attempt scratch dirs and the input cache
 	MaxSubmission   int64         // bytes of submission files fetched
-	MaxInput        int64         // bytes of assignment input fetched
+	MaxInput        int64         // bytes of one assignment input fetched (a file or dataset; a single-test input directory in all)
 	InputCacheBytes int64         // bytes of assignment input kept on the host, least recently used evicted
 	MaxOutput       int64         // bytes of job output kept (the container's stdout)
 	MaxExpected     int64         // bytes of expected output read
@@ -56,7 +57,7 @@ func DefaultConfig() Config {
 		Image:           "gradeflow/hadoop:dev",
 		WorkDir:         filepath.Join(os.TempDir(), "gradeflow"),
 		MaxSubmission:   16 << 20,
-		MaxInput:        1 << 30,
+		MaxInput:        4 << 30, // the API's default GRADEFLOW_MAX_DATASET: what it accepts can be graded
 		InputCacheBytes: 8 << 30,
 		MaxOutput:       16 << 20,
 		MaxExpected:     64 << 20,
@@ -141,6 +142,9 @@ type Activities struct {
 	// Worker and Host name this worker process (its Temporal identity) and
 	// its host in the execution tracker.
 	Worker, Host string
+	// Regrades starts the planned regrades of regrade-all runs
+	// (StartRegrades, on the grade queue).
+	Regrades Regrades
 
 	inputs   inputCache
 	jobs     jobHandoff

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -170,31 +171,31 @@ func (s *server) getDataset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// regradeAll regrades an assignment's submissions in the regrade lane and
-// answers the run, whose progress and report GET /v1/regrades/{id} gives.
+// regradeAll plans a regrade of an assignment's submissions (each
+// regrade's ID reserved, the run stored) and starts the workflow that
+// starts them in the regrade lane. It answers at once, before any regrade
+// starts: GET /v1/regrades/{id} (Location) follows the progress and gives
+// the before/after report. A request repeated with the same "id" answers
+// the run planned the first time.
 func (s *server) regradeAll(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Scope string `json:"scope"`
+		ID    string `json:"id"`
 	}
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(unwrapWriter(w), r.Body, 4<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			s.fail(w, r, errorf(http.StatusBadRequest, codeMalformed, "body must be {\"scope\": \"latest\" or \"all\"}: %v", err))
+			s.fail(w, r, errorf(http.StatusBadRequest, codeMalformed, "body must be {\"scope\": \"latest\" or \"all\", \"id\": optional run ID}: %v", err))
 			return
 		}
 	}
-	run, err := s.intake.RegradeAll(r.Context(), mux.Vars(r)["name"], req.Scope)
+	rep, err := s.intake.RegradeAll(r.Context(), intake.RegradeAllRequest{Assignment: mux.Vars(r)["name"], Scope: req.Scope, ID: req.ID})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := s.intake.RegradeReport(r.Context(), run.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/regrades/"+run.ID)
+	w.Header().Set("Location", "/v1/regrades/"+rep.ID)
 	writeJSON(w, http.StatusAccepted, rep)
 }
 

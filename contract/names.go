@@ -60,6 +60,8 @@ var ActivityQueues = map[string]string{
 	ActivityCompare: TaskQueueGrade,
 	ActivityRecord:  TaskQueueGrade,
 	ActivityWebhook: TaskQueueGrade,
+
+	ActivityStartRegrades: TaskQueueGrade,
 }
 
 // QueryStage is the query that returns a submission's current StageInfo.
@@ -120,5 +122,33 @@ func StartOptions(in Input) client.StartWorkflowOptions {
 			SearchStudent.ValueSet(in.Student),
 			SearchStage.ValueSet(string(StageSubmitted)),
 		),
+	}
+}
+
+// RegradeAllName is the registered name of the regrade-all workflow, which
+// starts the planned regrades of one regrade-all run (see RegradeAllInput).
+const RegradeAllName = "RegradeAll"
+
+// ActivityStartRegrades starts the planned regrades of a regrade-all run,
+// on the grade queue. Recorded histories carry the name: it must not change.
+const ActivityStartRegrades = "StartRegrades"
+
+// RegradeAllWorkflowID returns the workflow ID of a regrade-all run. It is
+// derived from the run's ID only, so a run's regrades are started by one
+// workflow, however often the request that planned it is retried.
+func RegradeAllWorkflowID(runID string) string { return "regrade-" + runID }
+
+// RegradeAllStartOptions returns the options a regrade-all workflow starts
+// with: one at a time per run, and a run whose workflow completed is never
+// started again (one that failed may be), on the grade queue, in the
+// regrade lane of its assignment.
+func RegradeAllStartOptions(in RegradeAllInput) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       RegradeAllWorkflowID(in.RunID),
+		TaskQueue:                TaskQueueGrade,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            fmt.Sprintf("regrade-all of %s: %d submission(s)", in.Assignment, in.Items),
+		Priority:                 PriorityOf(Input{Assignment: in.Assignment, Lane: LaneRegrade}),
 	}
 }

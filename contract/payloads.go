@@ -363,3 +363,25 @@ type Result struct {
 	SubmissionID string
 	Grade
 }
+
+// RegradeAllInput starts the regrade-all workflow of a run that the intake
+// has planned and stored: the run's items, each with its reserved regrade
+// ID, are in the store; only the run's ID travels.
+type RegradeAllInput struct {
+	RunID      string
+	Assignment string // for the workflow's summary and fairness key
+	Items      int    // how many regrades the run planned, for the summary
+}
+
+// StartRegradesRequest is the StartRegrades activity's input.
+type StartRegradesRequest struct {
+	RunID string
+}
+
+// RegradesStarted is how far the StartRegrades activity got: its heartbeat
+// details while it runs (a retried attempt resumes at Next) and its result.
+type RegradesStarted struct {
+	Next    int // index of the first item not yet handled
+	Started int // regrades started (or found started) by this activity
+	Refused int // items that can never start: recorded with their error
+}

@@ -340,20 +340,31 @@ func (s *Service) Regrade(ctx context.Context, id string) (Submitted, error) {
 	return s.regrade(ctx, old, contract.LaneLive)
 }
 
-// regrade grades old's files again in lane.
-func (s *Service) regrade(ctx context.Context, old store.Submission, lane string) (Submitted, error) {
+// regradeFiles reads old's files to grade them again; its assignment must
+// still exist.
+func (s *Service) regradeFiles(ctx context.Context, old store.Submission) (map[string][]byte, error) {
 	if _, err := s.store.Assignment(ctx, old.Assignment); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("assignment %q no longer exists: %w", old.Assignment, ErrUnknownAssignment)
 		}
-		return Submitted{}, err
+		return nil, err
 	}
 	files, err := s.store.SubmissionFiles(ctx, old, s.opts.MaxSubmission)
 	if err != nil {
-		return Submitted{}, err
+		return nil, err
 	}
 	if len(files) == 0 {
-		return Submitted{}, fmt.Errorf("submission %s has no stored files to regrade: %w", old.ID, ErrConflict)
+		return nil, fmt.Errorf("submission %s has no stored files to regrade: %w", old.ID, ErrConflict)
+	}
+	return files, nil
+}
+
+// regrade grades old's files again in lane, under the next free regrade
+// number.
+func (s *Service) regrade(ctx context.Context, old store.Submission, lane string) (Submitted, error) {
+	files, err := s.regradeFiles(ctx, old)
+	if err != nil {
+		return Submitted{}, err
 	}
 	n, err := s.store.NextRegrade(ctx, old.ID)
 	if err != nil {
@@ -362,7 +373,7 @@ func (s *Service) regrade(ctx context.Context, old store.Submission, lane string
 	// Another regrade may take N between our read and our insert: then the
 	// next number is tried.
 	for range 8 {
-		rid := fmt.Sprintf("%s-r%d", old.ID, n)
+		rid := regradeID(old.ID, n)
 		if !contract.ValidID(rid) {
 			return Submitted{}, fmt.Errorf("regrade ID %s would be too long: %w", rid, ErrConflict)
 		}

@@ -5,6 +5,8 @@
 //	starter assignment DIR                      load DIR/assignment.json, DIR/input/, DIR/expected/
 //	starter submit -assignment A -student S [-id ID] [-wait] DIR
 //	starter regrade ID                          grade a submission's files again as ID-r<N>
+//	starter regrade-all -assignment A [-all] [-wait] [-id RUN]
+//	                                            regrade an assignment (its workflow starts the regrades)
 //	starter status ID
 //	starter examples [-expect FILE] DIR         load the assignment in DIR and grade DIR/submissions/*
 package main
@@ -38,7 +40,7 @@ const usage = `usage:
   starter [flags] assignment DIR
   starter [flags] submit -assignment A -student S [-id ID] [-wait] DIR
   starter [flags] regrade ID
-  starter [flags] regrade-all -assignment A [-all] [-wait]
+  starter [flags] regrade-all -assignment A [-all] [-wait] [-id rg-...]
   starter [flags] dataset NAME FILE
   starter [flags] status ID
   starter [flags] examples [-expect FILE] [-student S] DIR

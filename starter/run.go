@@ -339,13 +339,15 @@ func testFiles(dir string, tests []contract.TestSpec) (map[string][]byte, map[st
 	return files, streams, nil
 }
 
-// regradeAllCmd regrades an assignment and, with -wait, prints the report
-// once every regrade is graded.
+// regradeAllCmd plans a regrade of an assignment through the intake (as
+// the API does), whose workflow starts the regrades; with -wait it polls
+// the report until no regrade is pending, then prints it.
 func (s *starter) regradeAllCmd(ctx context.Context, args []string) error {
 	fset := flag.NewFlagSet("regrade-all", flag.ContinueOnError)
 	assignment := fset.String("assignment", "", "assignment name (required)")
 	all := fset.Bool("all", false, "every submission, not only each student's latest")
 	wait := fset.Bool("wait", false, "wait for the regrades and print the report")
+	id := fset.String("id", "", "run ID (rg-...): repeating the command with it answers the run planned the first time")
 	if err := fset.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -356,34 +358,32 @@ func (s *starter) regradeAllCmd(ctx context.Context, args []string) error {
 	if *all {
 		scope = intake.ScopeAll
 	}
-	run, err := s.intake.RegradeAll(ctx, *assignment, scope)
+	rep, err := s.intake.RegradeAll(ctx, intake.RegradeAllRequest{Assignment: *assignment, Scope: scope, ID: *id})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "regrade %s: %d submission(s) of %s\n", run.ID, len(run.Items), run.Assignment)
+	fmt.Fprintf(s.out, "regrade %s: %d submission(s) of %s (workflow %s)\n", rep.ID, len(rep.Items), rep.Assignment, rep.WorkflowID)
 	deadline := time.Now().Add(s.timeout)
-	for {
-		rep, err := s.intake.RegradeReport(ctx, run.ID)
-		if err != nil {
-			return err
-		}
-		if !*wait || len(rep.Pending) == 0 || time.Now().After(deadline) {
-			fmt.Fprintf(s.out, "started %d, done %d, failed %d, unchanged %d, changed %d\n", rep.Started, rep.Done, rep.Failed, rep.Unchanged, len(rep.Changed))
-			for _, c := range rep.Changed {
-				fmt.Fprintf(s.out, "  %-20s %s -> %s  %s/%s -> %s/%s %s\n", c.Student, c.From, c.To,
-					strconv.FormatFloat(c.Before, 'f', -1, 64), c.BeforeStatus, strconv.FormatFloat(c.After, 'f', -1, 64), c.AfterStatus, c.Error)
-			}
-			if *wait && len(rep.Pending) > 0 {
-				return fmt.Errorf("%d regrade(s) still pending after %s", len(rep.Pending), s.timeout)
-			}
-			return nil
-		}
+	for *wait && len(rep.Pending) > 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
+		if rep, err = s.intake.RegradeReport(ctx, rep.ID); err != nil {
+			return err
+		}
 	}
+	fmt.Fprintf(s.out, "planned %d, started %d, done %d, failed %d, unchanged %d, changed %d\n",
+		rep.Planned, rep.Started, rep.Done, rep.Failed, rep.Unchanged, len(rep.Changed))
+	for _, c := range rep.Changed {
+		fmt.Fprintf(s.out, "  %-20s %s -> %s  %s/%s -> %s/%s %s\n", c.Student, c.From, c.To,
+			strconv.FormatFloat(c.Before, 'f', -1, 64), c.BeforeStatus, strconv.FormatFloat(c.After, 'f', -1, 64), c.AfterStatus, c.Error)
+	}
+	if *wait && len(rep.Pending) > 0 {
+		return fmt.Errorf("%d regrade(s) still pending after %s", len(rep.Pending), s.timeout)
+	}
+	return nil
 }
 
 // readDir reads every regular file under dir, keyed by slash-separated

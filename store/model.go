@@ -70,6 +70,10 @@ type Submission struct {
 	LiveTests map[string]TestResult `bson:"live_tests,omitempty" json:"-"`
 	Grader    *Grader               `bson:"grader,omitempty" json:"grader,omitempty"`
 	Lane      string                `bson:"lane,omitempty" json:"lane,omitempty"`
+	// Regrades counts the regrade numbers reserved for this submission
+	// (NextRegrade): its regrades are "<id>-r1" to "<id>-r<Regrades>", those
+	// that were made.
+	Regrades int `bson:"regrades,omitempty" json:"-"`
 	// Runs is the execution tracker: every attempt of the execute step,
 	// by RunKey, with the worker and host that ran it and how it ended.
 	// RunList gives them in order; staff see them in the API.

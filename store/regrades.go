@@ -15,34 +15,92 @@ import (
 )
 
 // RegradesCollection holds regrade-all runs: which submissions each one
-// regraded as which, and their scores before.
+// regrades as which, their scores before, and how far starting them got.
 const RegradesCollection = "regrades"
 
-// RegradeRun is one regrade of an assignment's submissions.
+// RegradeRun is one regrade of an assignment's submissions. The intake
+// plans it whole (every item with its reserved regrade ID) and stores it
+// before anything starts; the run's workflow then starts the items and
+// marks each one (StartMarks, ErrorMarks), which RegradeRunByID folds into Items.
 type RegradeRun struct {
 	ID         string        `bson:"_id" json:"id"`
 	Assignment string        `bson:"assignment" json:"assignment"`
 	Scope      string        `bson:"scope" json:"scope"` // "latest" or "all"
 	CreatedAt  time.Time     `bson:"created_at" json:"created_at"`
 	Items      []RegradeItem `bson:"items" json:"-"`
+	// WorkflowID names the workflow that starts the items; empty for runs
+	// that started their regrades inline (before workflows did), whose
+	// items with a To are all started.
+	WorkflowID string `bson:"workflow_id,omitempty" json:"workflow_id,omitempty"`
+	// StartMarks and ErrorMarks are the marks of the run's workflow, by
+	// RegradeItemKey: when an item's regrade was started, or why it can
+	// never start.
+	StartMarks map[string]time.Time `bson:"started,omitempty" json:"-"`
+	ErrorMarks map[string]string    `bson:"errors,omitempty" json:"-"`
 }
 
 // RegradeItem is one submission of a regrade-all and its new grading.
 type RegradeItem struct {
 	From        string  `bson:"from"`
-	To          string  `bson:"to,omitempty"`
+	To          string  `bson:"to,omitempty"` // the regrade's ID, reserved when planned
 	Student     string  `bson:"student"`
 	BeforeScore float64 `bson:"before_score"`
 	BeforeMax   float64 `bson:"before_max"`
 	Before      string  `bson:"before"` // outcome or status before
-	Error       string  `bson:"error,omitempty"`
+	// BeforeID is the submission whose grade is the "before": From, or
+	// From's latest graded regrade when it has one.
+	BeforeID     string  `bson:"before_id,omitempty"`
+	BeforeGrader *Grader `bson:"before_grader,omitempty"` // absent when the grade did not record it
+	Error        string  `bson:"error,omitempty"`         // why it cannot be started
+	// StartedAt is when the run's workflow started the regrade (from
+	// StartMarks; never stored in the item).
+	StartedAt *time.Time `bson:"-"`
 }
 
-// PutRegradeRun writes a regrade run (whole: it is written when planned
-// and again once its regrades are started).
+// RegradeItemKey is item i's key in RegradeRun.StartMarks and ErrorMarks.
+func RegradeItemKey(i int) string { return fmt.Sprintf("i%d", i) }
+
+// PutRegradeRun writes a regrade run whole.
 func (s *Store) PutRegradeRun(ctx context.Context, r RegradeRun) error {
 	if _, err := s.db.Collection(RegradesCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: r.ID}}, r, options.Replace().SetUpsert(true)); err != nil {
 		return fmt.Errorf("put regrade %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// CreateRegradeRun stores a planned run. It reports created=false, and no
+// error, when a run with that ID exists already: the first plan stands,
+// so its reserved regrade IDs are the only ones ever started.
+func (s *Store) CreateRegradeRun(ctx context.Context, r RegradeRun) (created bool, err error) {
+	if _, err := s.db.Collection(RegradesCollection).InsertOne(ctx, r); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("insert regrade %s: %w", r.ID, err)
+	}
+	return true, nil
+}
+
+// DeleteRegradeRun removes a run (the intake's rollback when its workflow
+// cannot be started).
+func (s *Store) DeleteRegradeRun(ctx context.Context, id string) error {
+	if _, err := s.db.Collection(RegradesCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete regrade %s: %w", id, err)
+	}
+	return nil
+}
+
+// MarkRegradeItem records that item i of run id was started at, or, with
+// refused set, that it can never start and why. Marking again is
+// harmless: the first start time wins.
+func (s *Store) MarkRegradeItem(ctx context.Context, id string, i int, at time.Time, refused string) error {
+	key := RegradeItemKey(i)
+	update := bson.D{{Key: "$min", Value: bson.D{{Key: "started." + key, Value: at.UTC().Truncate(time.Millisecond)}}}}
+	if refused != "" {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "errors." + key, Value: refused}}}}
+	}
+	if _, err := s.db.Collection(RegradesCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); err != nil {
+		return fmt.Errorf("mark regrade %s item %d: %w", id, i, err)
 	}
 	return nil
 }
@@ -57,7 +115,21 @@ func (s *Store) RegradeRunByID(ctx context.Context, id string) (RegradeRun, erro
 	if err != nil {
 		return RegradeRun{}, fmt.Errorf("find regrade %s: %w", id, err)
 	}
+	r.fold()
 	return r, nil
+}
+
+// fold applies the workflow's marks to the items.
+func (r *RegradeRun) fold() {
+	for i := range r.Items {
+		key := RegradeItemKey(i)
+		if at, ok := r.StartMarks[key]; ok {
+			r.Items[i].StartedAt = &at
+		}
+		if e := r.ErrorMarks[key]; e != "" {
+			r.Items[i].Error = e
+		}
+	}
 }
 
 // SubmissionsByID returns the submissions with these IDs (those that

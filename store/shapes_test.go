@@ -73,6 +73,7 @@ var shapes = map[string]served{
 	"update datasets {_id}":                                                    {index: "_id", bounded: "one document per dataset"},
 	"find regrades {_id}":                                                      {index: "_id", bounded: "one document per regrade-all"},
 	"update regrades {_id}":                                                    {index: "_id", bounded: "one document per regrade-all"},
+	"delete regrades {_id}":                                                    {index: "_id", bounded: "one document per regrade-all"},
 	"find files.files {filename}":                                              {index: "filename_1_uploadDate_1"},
 	"update files.files {_id}":                                                 {index: "_id"},
 	"update assignments {_id}":                                                 {index: "_id"},
@@ -551,6 +552,10 @@ func workload(t *testing.T, st *Store, history []string) {
 	must(st.PutRegradeRun(ctx, RegradeRun{ID: "rg-1", Assignment: "a5", Scope: "latest", Items: []RegradeItem{{From: history[5], To: rid}}}))
 	_, err = st.RegradeRunByID(ctx, "rg-1")
 	must(err)
+	_, err = st.CreateRegradeRun(ctx, RegradeRun{ID: "rg-2", Assignment: "a5", Scope: "all", Items: []RegradeItem{{From: history[5], To: rid}}})
+	must(err)
+	must(st.MarkRegradeItem(ctx, "rg-2", 0, now, ""))
+	must(st.DeleteRegradeRun(ctx, "rg-2"))
 	_, err = st.SubmissionsByID(ctx, []string{history[5], rid})
 	must(err)
 }

@@ -342,6 +342,55 @@ func TestQueriesAndRegrades(t *testing.T) {
 	if r, err := st.Submission(ctx, "a-r4"); err != nil || r.RegradeOf != "a" {
 		t.Errorf("regrade a-r4 links to %q, %v; want a", r.RegradeOf, err)
 	}
+	if a, err := st.Submission(ctx, "a"); err != nil || a.Regrades != 3 {
+		t.Errorf("a reads %d regrades reserved, %v; want 3", a.Regrades, err)
+	}
+}
+
+// TestRegradeRunMarks: a planned run is created once (a second plan under
+// the same ID leaves the first), and the workflow's marks come back on its
+// items: the first start time, or why an item can never start.
+func TestRegradeRunMarks(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	run := RegradeRun{ID: "rg-m", Assignment: "wc", Scope: "all", CreatedAt: now, WorkflowID: "regrade-rg-m",
+		Items: []RegradeItem{{From: "a", To: "a-r1", Student: "ada"}, {From: "b", To: "b-r1", Student: "bob"}, {From: "c", To: "c-r2", Student: "cy"}}}
+	if created, err := st.CreateRegradeRun(ctx, run); err != nil || !created {
+		t.Fatalf("create: %v, %v", created, err)
+	}
+	other := run
+	other.Items = []RegradeItem{{From: "a", To: "a-r9"}}
+	if created, err := st.CreateRegradeRun(ctx, other); err != nil || created {
+		t.Fatalf("second plan under the same ID: created %v, %v", created, err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.MarkRegradeItem(ctx, "rg-m", 0, now, ""))
+	must(st.MarkRegradeItem(ctx, "rg-m", 0, now.Add(time.Minute), "")) // a retried mark
+	must(st.MarkRegradeItem(ctx, "rg-m", 2, now, "submission c: not found"))
+	got, err := st.RegradeRunByID(ctx, "rg-m")
+	must(err)
+	if len(got.Items) != 3 || got.Items[0].To != "a-r1" || got.WorkflowID != "regrade-rg-m" {
+		t.Fatalf("run %+v", got)
+	}
+	if s := got.Items[0].StartedAt; s == nil || !s.Equal(now) {
+		t.Errorf("item 0 started %v, want %v", s, now)
+	}
+	if got.Items[1].StartedAt != nil || got.Items[1].Error != "" {
+		t.Errorf("item 1 %+v, want planned", got.Items[1])
+	}
+	if got.Items[2].StartedAt != nil || got.Items[2].Error != "submission c: not found" {
+		t.Errorf("item 2 %+v, want refused", got.Items[2])
+	}
+	must(st.DeleteRegradeRun(ctx, "rg-m"))
+	if _, err := st.RegradeRunByID(ctx, "rg-m"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted run: %v", err)
+	}
 }
 
 func ids(subs []Submission) []string {

@@ -253,10 +253,16 @@ func startWorkflow(t *testing.T, ctx context.Context, in contract.Input) client.
 	return run
 }
 
-// history fetches a closed workflow's whole history.
+// history fetches a closed submission workflow's whole history.
 func history(t *testing.T, ctx context.Context, id string) *historypb.History {
 	t.Helper()
-	iter := stk.temporal.GetWorkflowHistory(ctx, contract.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return historyOf(t, ctx, contract.WorkflowID(id))
+}
+
+// historyOf fetches the whole history of the closed workflow workflowID.
+func historyOf(t *testing.T, ctx context.Context, workflowID string) *historypb.History {
+	t.Helper()
+	iter := stk.temporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for iter.HasNext() {
 		ev, err := iter.Next()

@@ -6,19 +6,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
+	"github.com/gradeflow/gradeflow/workflows"
 )
 
 const topwordDir = "examples/topword"
@@ -388,17 +394,24 @@ func TestRuntimeImage(t *testing.T) {
 }
 
 // TestRegradeAll: staff change an assignment's expected output, then
-// regrade every student's latest submission. The regrades run in the
-// regrade lane (Temporal priority and fairness key of their own), and the
-// report says who changed from what score to what.
+// regrade every student's latest submission through the API: the request
+// plans the run (each regrade's ID reserved) and answers 202 at once; the
+// run's workflow starts the regrades, in the regrade lane (Temporal
+// priority and fairness key of their own); GET /v1/regrades/{id} follows
+// them and reports who changed from what score to what. A repeated
+// request with the same run ID plans nothing new. Then staff undo the fix
+// and regrade every submission (scope all) with the starter's -wait: the
+// before of a submission regraded once is that regrade, so the report
+// shows the change since the last regrade.
 func TestRegradeAll(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	base := api(t)
 	in := stk.intake()
 	wc := filepath.Join(stk.root, exampleDir)
-	base := loadAssignment(t)
+	base0 := loadAssignment(t)
 	name := "rg-" + randHex(3)
-	cfg := base
+	cfg := base0
 	cfg.Name, cfg.InputFiles, cfg.ExpectedFiles, cfg.UpdatedAt = name, nil, nil, time.Time{}
 	expected := readFiles(t, filepath.Join(wc, "expected"))
 	put := func(exp map[string][]byte) {
@@ -421,11 +434,11 @@ func TestRegradeAll(t *testing.T) {
 		return res
 	}
 	// ada submits twice (only the latest is regraded), bob once.
-	grade(name+"-ada-1", "ada", "python-wrong")
+	adaFirst := grade(name+"-ada-1", "ada", "python-wrong")
 	adaLatest := grade(name+"-ada-2", "ada", "python-correct")
 	grade(name+"-bob-1", "bob", "python-correct")
-	if adaLatest.Outcome != contract.OutcomePassed {
-		t.Fatalf("ada's latest: %s", adaLatest.Outcome)
+	if adaLatest.Outcome != contract.OutcomePassed || adaFirst.Outcome != contract.OutcomeWrongAnswer {
+		t.Fatalf("ada's submissions: %s, %s", adaFirst.Outcome, adaLatest.Outcome)
 	}
 	// Staff "fix" the expected output: one more line, which nobody produces.
 	fixed := map[string][]byte{}
@@ -434,40 +447,155 @@ func TestRegradeAll(t *testing.T) {
 	}
 	put(fixed)
 
-	run, err := in.RegradeAll(ctx, name, intake.ScopeLatest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(run.Items) != 2 {
-		t.Fatalf("regrade of %d submissions, want 2 (each student's latest)", len(run.Items))
-	}
-	for _, it := range run.Items {
-		sub, err := stk.store.Submission(ctx, it.To)
-		if err != nil || sub.Lane != contract.LaneRegrade || sub.RegradeOf != it.From {
-			t.Fatalf("regrade %s: %v lane %q of %q", it.To, err, sub.Lane, sub.RegradeOf)
-		}
-		desc, err := stk.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(it.To), "")
+	// Round 1, through the API: 202 at once with the plan, then poll.
+	runID := "rg-" + randHex(6)
+	post := func() (int, string, intake.RegradeReport) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/assignments/"+name+"/regrade",
+			strings.NewReader(`{"scope": "latest", "id": "`+runID+`"}`))
+		req.Header.Set("Authorization", "Bearer "+staffToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := desc.WorkflowExecutionInfo.GetPriority(); p.GetPriorityKey() != contract.PriorityRegrade || p.GetFairnessKey() != "regrade:"+name {
-			t.Errorf("regrade %s runs at priority %v, want %d regrade:%s", it.To, p, contract.PriorityRegrade, name)
+		defer resp.Body.Close()
+		var rep intake.RegradeReport
+		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+			t.Fatalf("POST regrade: %d, %v", resp.StatusCode, err)
 		}
+		return resp.StatusCode, resp.Header.Get("Location"), rep
 	}
-	var rep intake.RegradeReport
-	waitFor(t, 3*time.Minute, "the regrades", func() (bool, error) {
-		rep, err = in.RegradeReport(ctx, run.ID)
-		return err == nil && rep.Done == 2, err
+	code, loc, rep := post()
+	if code != http.StatusAccepted || loc != "/v1/regrades/"+runID || rep.ID != runID || rep.WorkflowID != contract.RegradeAllWorkflowID(runID) {
+		t.Fatalf("POST regrade: %d, Location %q, run %q workflow %q", code, loc, rep.ID, rep.WorkflowID)
+	}
+	if rep.Total != 2 || rep.Planned+rep.Started != 2 || len(rep.Pending) != 2 || rep.Failed != 0 {
+		t.Fatalf("planned report: total %d, planned %d, started %d, pending %v, failed %d; want 2 items (each student's latest), all pending",
+			rep.Total, rep.Planned, rep.Started, rep.Pending, rep.Failed)
+	}
+	// The same request again answers the same run and reserves nothing.
+	if code, _, again := post(); code != http.StatusAccepted || again.ID != runID || again.Total != 2 {
+		t.Fatalf("repeated POST: %d, run %q of %d", code, again.ID, again.Total)
+	}
+	if sub, err := stk.store.Submission(ctx, name+"-ada-2"); err != nil || sub.Regrades != 1 {
+		t.Fatalf("ada's latest has %d regrade numbers reserved after a repeated request, %v; want 1", sub.Regrades, err)
+	}
+	waitFor(t, 4*time.Minute, "the regrades of round 1", func() (bool, error) {
+		rep = intake.RegradeReport{} // pending is left out once empty
+		code, err := getJSON(base, staffToken, loc, &rep)
+		if err != nil || code != http.StatusOK {
+			return false, fmt.Errorf("GET %s: %d %v", loc, code, err)
+		}
+		return len(rep.Pending) == 0, nil
 	})
-	if len(rep.Changed) != 2 || rep.Unchanged != 0 {
-		t.Fatalf("report: %d changed, %d unchanged: %+v", len(rep.Changed), rep.Unchanged, rep.Changed)
+	if rep.Done != 2 || rep.Started != 2 || rep.Planned != 0 || len(rep.Changed) != 2 || rep.Unchanged != 0 {
+		t.Fatalf("round 1 report: done %d, started %d, planned %d, %d changed, %d unchanged: %+v",
+			rep.Done, rep.Started, rep.Planned, len(rep.Changed), rep.Unchanged, rep.Changed)
 	}
 	for _, c := range rep.Changed {
 		if c.From != name+"-ada-2" && c.From != name+"-bob-1" {
 			t.Errorf("regraded %s, which is no student's latest", c.From)
 		}
+		if c.To != c.From+"-r1" || c.BeforeID != c.From {
+			t.Errorf("%s: regraded as %s against %s, want %s-r1 against the original", c.Student, c.To, c.BeforeID, c.From)
+		}
 		if c.Before != 100 || c.After >= 100 || c.BeforeStatus != string(contract.OutcomePassed) || c.AfterStatus != string(contract.OutcomeWrongAnswer) {
 			t.Errorf("%s: %g %s -> %g %s, want 100 passed -> less, wrong_answer", c.Student, c.Before, c.BeforeStatus, c.After, c.AfterStatus)
+		}
+		checkGraders(t, c)
+		sub, err := stk.store.Submission(ctx, c.To)
+		if err != nil || sub.Lane != contract.LaneRegrade || sub.RegradeOf != c.From {
+			t.Fatalf("regrade %s: %v lane %q of %q", c.To, err, sub.Lane, sub.RegradeOf)
+		}
+		desc, err := stk.temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(c.To), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := desc.WorkflowExecutionInfo.GetPriority(); p.GetPriorityKey() != contract.PriorityRegrade || p.GetFairnessKey() != "regrade:"+name {
+			t.Errorf("regrade %s runs at priority %v, want %d regrade:%s", c.To, p, contract.PriorityRegrade, name)
+		}
+	}
+	var started contract.RegradesStarted
+	if err := stk.temporal.GetWorkflow(ctx, contract.RegradeAllWorkflowID(runID), "").Get(ctx, &started); err != nil ||
+		started != (contract.RegradesStarted{Next: 2, Started: 2}) {
+		t.Errorf("regrade-all workflow: %+v, %v; want both started", started, err)
+	}
+	replayRegradeAll(t, ctx, runID)
+
+	// Round 2: the fix is undone; every submission is regraded, with the
+	// starter, which waits until none is pending.
+	put(expected)
+	out, err := stk.starter(ctx, "regrade-all", "-assignment", name, "-all", "-wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id2 string
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "regrade rg-"); ok {
+			id2, _, _ = strings.Cut("rg-"+rest, ":")
+		}
+	}
+	if id2 == "" {
+		t.Fatalf("starter output names no run:\n%s", out)
+	}
+	rep, err = in.RegradeReport(ctx, id2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Scope != intake.ScopeAll || rep.Total != 3 || rep.Done != 3 || len(rep.Pending) != 0 || len(rep.Changed) != 2 || rep.Unchanged != 1 {
+		t.Fatalf("round 2 report (starter said:\n%s): scope %s, total %d, done %d, pending %v, %d changed, %d unchanged: %+v",
+			out, rep.Scope, rep.Total, rep.Done, rep.Pending, len(rep.Changed), rep.Unchanged, rep.Changed)
+	}
+	for _, c := range rep.Changed {
+		// ada's and bob's latest: since their round-1 regrade, wrong back to passed.
+		if c.From != name+"-ada-2" && c.From != name+"-bob-1" {
+			t.Errorf("%s changed, want only the two regraded in round 1", c.From)
+			continue
+		}
+		if c.To != c.From+"-r2" || c.BeforeID != c.From+"-r1" {
+			t.Errorf("%s: regraded as %s against %s, want %s-r2 against %s-r1", c.Student, c.To, c.BeforeID, c.From, c.From)
+		}
+		if c.Before >= 100 || c.BeforeStatus != string(contract.OutcomeWrongAnswer) || c.After != 100 || c.AfterStatus != string(contract.OutcomePassed) {
+			t.Errorf("%s: %g %s -> %g %s, want wrong_answer -> 100 passed", c.From, c.Before, c.BeforeStatus, c.After, c.AfterStatus)
+		}
+		checkGraders(t, c)
+	}
+	// ada's first submission had never been regraded: its before is its
+	// own grade, which the original expected output gives again.
+	if sub, err := stk.store.Submission(ctx, name+"-ada-1-r1"); err != nil || sub.Outcome != contract.OutcomeWrongAnswer {
+		t.Errorf("ada's first submission regraded: %s, %v; want wrong_answer, unchanged", sub.Outcome, err)
+	}
+}
+
+// checkGraders: where the read model recorded the grader versions of a
+// change's two grades, the after is of a later assignment revision.
+func checkGraders(t *testing.T, c intake.RegradeChange) {
+	t.Helper()
+	if c.BeforeGrader != nil && c.AfterGrader != nil && c.AfterGrader.AssignmentRevision <= c.BeforeGrader.AssignmentRevision {
+		t.Errorf("%s: graded by revision %d after %d, want a later one", c.From, c.AfterGrader.AssignmentRevision, c.BeforeGrader.AssignmentRevision)
+	}
+}
+
+// replayRegradeAll replays the finished regrade-all workflow of run id
+// against the current workflow code. With GRADEFLOW_RECORD_HISTORIES=DIR
+// it also writes its history to DIR/regrade_all.history.json, the way
+// workflows/testdata/v2 is recorded (see TestWorkflowPaths).
+func replayRegradeAll(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	hist := historyOf(t, ctx, contract.RegradeAllWorkflowID(id))
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.RegradeAll, workflow.RegisterOptions{Name: contract.RegradeAllName})
+	if err := r.ReplayWorkflowHistory(nil, hist); err != nil {
+		t.Fatalf("replay regrade-all: %v", err)
+	}
+	if dir := os.Getenv("GRADEFLOW_RECORD_HISTORIES"); dir != "" {
+		raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "regrade_all.history.json"), append(raw, '\n'), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

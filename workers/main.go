@@ -94,6 +94,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.String(&cfg.Activities.Image, "image", "GRADEFLOW_IMAGE", def.Image, "Hadoop runtime image")
 	l.Bool(&cfg.PullImage, "pull-image", "GRADEFLOW_IMAGE_PULL", false, "pull the runtime image if the engine lacks it")
 	l.String(&cfg.Activities.WorkDir, "workdir", "GRADEFLOW_WORKDIR", def.WorkDir, "host scratch directory")
+	l.Int64(&cfg.Activities.MaxInput, "max-input", "GRADEFLOW_MAX_INPUT", def.MaxInput, "bytes of one test's input an execute worker fetches (a dataset; at least the API's GRADEFLOW_MAX_DATASET)")
 	l.Int64(&cfg.Activities.InputCacheBytes, "input-cache-bytes", "GRADEFLOW_INPUT_CACHE_BYTES", def.InputCacheBytes, "bytes of assignment input kept on this host")
 	l.Duration(&cfg.Activities.HeartbeatEvery, "heartbeat-every", "GRADEFLOW_HEARTBEAT_EVERY", def.HeartbeatEvery, "execute heartbeat interval")
 	l.Int(&cfg.Prefetch.Count, "prefetch", "GRADEFLOW_PREFETCH", 0, "queued submissions whose files an execute worker keeps ready (0: off)")
@@ -131,6 +132,7 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.Prefetch.MaxBytes > 0, "GRADEFLOW_PREFETCH_BYTES: must be positive")
 	l.Check(cfg.Prefetch.Every > 0, "GRADEFLOW_PREFETCH_EVERY: must be positive")
 	l.Check(cfg.Activities.InputCacheBytes > 0, "GRADEFLOW_INPUT_CACHE_BYTES: must be positive")
+	l.Check(cfg.Activities.MaxInput > 0, "GRADEFLOW_MAX_INPUT: must be positive")
 	// The workflow's execute retries (contract.DefaultExecuteAttempts)
 	// must outlast the deaths, or the step fails before it is quarantined.
 	l.Check(cfg.Activities.QuarantineAfter >= 0 && cfg.Activities.QuarantineAfter < int(contract.DefaultExecuteAttempts),

@@ -20,6 +20,7 @@ import (
 	"github.com/gradeflow/gradeflow/activities/checkers"
 	"github.com/gradeflow/gradeflow/contract"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
+	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/temporalclient"
 	"github.com/gradeflow/gradeflow/webhook"
@@ -74,6 +75,12 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		NotifyRun: func(ctx context.Context, workflowID string, r contract.Run) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalRun, r)
 		},
+		// The regrade-all step starts regrades as the API would submit
+		// them: through the intake, with the same IDs and rollback.
+		Regrades: intake.New(st, tc, intake.Options{
+			MaxSubmission: cfg.Activities.MaxSubmission, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+			RuntimeImages: cfg.Activities.RuntimeImages, Log: log.With(zap.String("component", "intake")),
+		}),
 	}
 	needsDocker := slices.Contains(cfg.Queues, contract.QueueSanity) || slices.Contains(cfg.Queues, contract.QueueExecute)
 	var dk *sandbox.Runner
@@ -234,11 +241,13 @@ func implementations(acts *activities.Activities) map[string]any {
 		contract.ActivityCompare: acts.Compare,
 		contract.ActivityRecord:  acts.Record,
 		contract.ActivityWebhook: acts.Webhook,
+
+		contract.ActivityStartRegrades: acts.StartRegrades,
 	}
 }
 
 // newWorker builds the worker of one task queue with the steps that run
-// there (contract.ActivityQueues) and, on the grade queue, the workflow.
+// there (contract.ActivityQueues) and, on the grade queue, the workflows.
 func newWorker(tc client.Client, queue string, cfg Config, identity string, acts *activities.Activities) worker.Worker {
 	slots := map[string]int{
 		contract.QueueSanity:  cfg.SanitySlots,
@@ -258,6 +267,7 @@ func newWorker(tc client.Client, queue string, cfg Config, identity string, acts
 	}
 	if taskQueue == contract.TaskQueueGrade {
 		w.RegisterWorkflowWithOptions(workflows.Submission, workflow.RegisterOptions{Name: contract.WorkflowName})
+		w.RegisterWorkflowWithOptions(workflows.RegradeAll, workflow.RegisterOptions{Name: contract.RegradeAllName})
 	}
 	return w
 }

@@ -86,8 +86,11 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", check: func(c Config) bool {
 			return c.Temporal.Address == "127.0.0.1:7233" && c.Mongo.DB == "gradeflow" && slices.Equal(c.Queues, []string{"sanity", "execute", "grade"}) &&
 				c.ExecuteSlots == 2 && c.GradeSlots == 32 && c.StopTimeout == 20*time.Second && !c.PullImage &&
-				c.Activities.QuarantineAfter == 3 && c.SanityWarm
+				c.Activities.QuarantineAfter == 3 && c.SanityWarm && c.Activities.MaxInput == 4<<30
 		}},
+		{name: "max input", env: map[string]string{"GRADEFLOW_MAX_INPUT": "8589934592"},
+			check: func(c Config) bool { return c.Activities.MaxInput == 8<<30 }},
+		{name: "zero max input", env: map[string]string{"GRADEFLOW_MAX_INPUT": "0"}, wantErr: "GRADEFLOW_MAX_INPUT"},
 		{name: "quarantine off", env: map[string]string{"GRADEFLOW_QUARANTINE_AFTER": "0"},
 			check: func(c Config) bool { return c.Activities.QuarantineAfter == 0 }},
 		{name: "quarantine beyond the retries", env: map[string]string{"GRADEFLOW_QUARANTINE_AFTER": "8"}, wantErr: "GRADEFLOW_QUARANTINE_AFTER"},

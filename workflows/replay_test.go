@@ -56,3 +56,19 @@ func TestReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayRegradeAll replays the regrade-all workflow's history,
+// recorded on the real stack by the end-to-end test TestRegradeAll
+// (GRADEFLOW_RECORD_HISTORIES=workflows/testdata/v2), against the current
+// workflow code.
+func TestReplayRegradeAll(t *testing.T) {
+	f := filepath.Join("testdata", "v2", "regrade_all.history.json")
+	if _, err := os.Stat(f); err != nil {
+		t.Fatalf("no recorded history of the regrade-all workflow: %v", err)
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(RegradeAll, workflow.RegisterOptions{Name: contract.RegradeAllName})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+		t.Fatalf("replay %s: %v", f, err)
+	}
+}

@@ -1,7 +1,8 @@
-// Package workflows holds gradeflow's durable submission workflow: sanity
-// check, execute, compare, record, then the webhook. It schedules its
-// activities by the names in package contract and knows nothing of their
-// implementation, the store or Docker.
+// Package workflows holds gradeflow's durable workflows: the submission
+// workflow (sanity check, execute, compare, record, then the webhook) and
+// the regrade-all workflow that starts a planned run's regrades. They
+// schedule their activities by the names in package contract and know
+// nothing of their implementation, the store or Docker.
 package workflows
 
 import (
