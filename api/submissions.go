@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -259,18 +260,18 @@ func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) 
 		}
 		waiting = fresh
 	}
-	tasks := make([]task, 0, len(waiting)+1)
+	tasks := make([]dispatch.Task, 0, len(waiting)+1)
 	found := false
 	for _, w := range waiting {
 		if w.ID == sub.ID {
 			w, found = self, true // as the request read it
 		}
-		tasks = append(tasks, taskOf(w))
+		tasks = append(tasks, dispatch.TaskOf(w))
 	}
 	if !found {
-		tasks = append(tasks, taskOf(self))
+		tasks = append(tasks, dispatch.TaskOf(self))
 	}
-	all, queued, _ = ahead(q.mode, q.assign(tasks), sub.ID)
+	all, queued, _ = dispatch.Ahead(q.mode, q.assign(tasks), sub.ID)
 	return all, queued, nil
 }
 
