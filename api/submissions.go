@@ -236,13 +236,7 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 // request, so the position is exact, with the measurement's submissions
 // still before the queue (which can go ahead of it only when fair).
 func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) (all, queued int64, err error) {
-	self := store.Waiting{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment, Lane: sub.Lane, Stage: sub.Stage}
-	if sub.Times.Submitted != nil {
-		self.Submitted = *sub.Times.Submitted
-	}
-	if sub.Times.Queued != nil {
-		self.Queued = *sub.Times.Queued
-	}
+	self := store.WaitingOf(sub)
 	waiting := q.waiting
 	if sub.Stage == contract.StageQueued {
 		fresh, err := s.store.WaitingSubmissions(ctx, contract.StageQueued)

@@ -118,7 +118,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	if slices.Contains(cfg.Queues, contract.QueueExecute) && cfg.Prefetch.Count > 0 {
 		p := &activities.Prefetcher{Activities: acts, Queue: st, Config: cfg.Prefetch, Log: log}
-		log.Info("prefetching", zap.Int("prefetch", cfg.Prefetch.Count), zap.Int64("prefetch_bytes", cfg.Prefetch.MaxBytes))
+		log.Info("prefetching", zap.Int("prefetch", cfg.Prefetch.Count), zap.Int64("prefetch_bytes", cfg.Prefetch.MaxBytes), zap.Stringer("dispatch", cfg.Prefetch.Dispatch))
 		wg.Go(func() { p.Run(ctx) })
 	}
 	if needsDocker {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gradeflow/gradeflow/activities"
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 )
 
 // slowStop is a worker whose Stop waits, as a real one waits for its
@@ -115,6 +116,9 @@ func TestLoadConfig(t *testing.T) {
 			check: func(c Config) bool {
 				return c.Prefetch.Count == 8 && c.Prefetch.MaxBytes == 1<<20 && c.Prefetch.Every == 500*time.Millisecond
 			}},
+		{name: "prefetch follows fair dispatch by default", check: func(c Config) bool { return c.Prefetch.Dispatch == dispatch.Fair }},
+		{name: "prefetch follows FIFO dispatch", env: map[string]string{"GRADEFLOW_FAIRNESS": "off"}, check: func(c Config) bool { return c.Prefetch.Dispatch == dispatch.FIFO }},
+		{name: "bad fairness", env: map[string]string{"GRADEFLOW_FAIRNESS": "maybe"}, wantErr: "GRADEFLOW_FAIRNESS"},
 		{name: "negative prefetch", env: map[string]string{"GRADEFLOW_PREFETCH": "-1"}, wantErr: "GRADEFLOW_PREFETCH"},
 		{name: "prefetch too deep", env: map[string]string{"GRADEFLOW_PREFETCH": "100000"}, wantErr: "GRADEFLOW_PREFETCH"},
 		{name: "zero prefetch bytes", env: map[string]string{"GRADEFLOW_PREFETCH_BYTES": "0"}, wantErr: "GRADEFLOW_PREFETCH_BYTES"},
