@@ -54,6 +54,7 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	log.Info("execute attempt started", "submission_id", id, "attempt", run.Attempt, "worker", run.Worker, "host", run.Host, "dead_attempts", claim.Dead)
 	defer a.notifyRun(ctx, info.WorkflowExecution.ID, id, run)()
+	ctx, beats := withLastBeat(ctx)
 	exec, err := a.execute(ctx, plan)
 	if !claim.Tracked {
 		return exec, err
@@ -62,10 +63,8 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	run.Ended, run.End = &ended, runEnd(err)
 	// The end is written even when the attempt was canceled: an attempt
 	// without one counts as a worker death.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if cerr := a.Submissions.CloseRun(cctx, id, run); cerr != nil {
-		log.Warn("execute run not closed", "submission_id", id, "error", cerr)
+	if cerr := a.closeRun(ctx, id, run, beats); cerr != nil {
+		log.Warn("execute run not closed", "submission_id", id, "attempt", run.Attempt, "error", cerr)
 	}
 	if err == nil {
 		exec.Runs = claim.Runs
@@ -76,6 +75,52 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		}
 	}
 	return exec, err
+}
+
+// Backoff of closeRun's retries, and the bound of one try.
+const (
+	closeRunFirstWait = 100 * time.Millisecond
+	closeRunMaxWait   = 2 * time.Second
+	closeRunTry       = 10 * time.Second
+)
+
+// closeRun writes run's end to the tracker. A run left without an end
+// counts as its worker's death toward quarantine, so a failed write (the
+// store briefly unreachable) is retried with backoff for up to
+// Config.CloseRunFor, on a context the attempt's cancellation does not
+// end. Meanwhile the attempt keeps heartbeating its latest details
+// (beats): Temporal does not time the attempt out and start the next one,
+// which would find this run open and count it dead, before the end is
+// written or the retries give up; and the progress a retried attempt
+// resumes from stays as it was.
+func (a *Activities) closeRun(ctx context.Context, id string, run contract.Run, beats *lastBeat) error {
+	limit := a.Config.CloseRunFor
+	if limit <= 0 {
+		limit = DefaultConfig().CloseRunFor
+	}
+	if details, ok := beats.get(); ok {
+		defer a.beatEvery(ctx, func() any { return details })()
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	wait := closeRunFirstWait
+	for tries := 1; ; tries++ {
+		tctx, cancelTry := context.WithTimeout(cctx, closeRunTry)
+		err := a.Submissions.CloseRun(tctx, id, run)
+		cancelTry()
+		if err == nil {
+			if tries > 1 {
+				activity.GetLogger(ctx).Info("execute run closed", "submission_id", id, "attempt", run.Attempt, "tries", tries)
+			}
+			return nil
+		}
+		select {
+		case <-cctx.Done():
+			return fmt.Errorf("close run after %d tries in %s: %w", tries, limit, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, closeRunMaxWait)
+	}
 }
 
 // runEnd is how an attempt that returned err ended.
@@ -306,7 +351,7 @@ func (a *Activities) spec(ctx context.Context, req contract.Request, kind string
 		StderrCap:    a.Config.StderrBytes,
 		TickEvery:    a.Config.HeartbeatEvery,
 		Tick: func(elapsed time.Duration) {
-			activity.RecordHeartbeat(ctx, elapsed.Round(time.Millisecond).String())
+			a.beat(ctx, elapsed.Round(time.Millisecond).String())
 		},
 	}
 }

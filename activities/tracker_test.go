@@ -1,7 +1,12 @@
 package activities
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +98,113 @@ func TestRunEnd(t *testing.T) {
 		if got := runEnd(tc.err); got != tc.want {
 			t.Errorf("runEnd(%v) = %s, want %s", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestCloseRunRetries: a run whose end cannot be written at once (the
+// store briefly unreachable) is closed by retries, while the attempt
+// repeats its latest heartbeat, so that the next attempt does not count
+// it as a worker death. Retries that never succeed end within
+// CloseRunFor, and that run does count.
+func TestCloseRunRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		failures  int // CloseRun calls that fail first
+		closeFor  time.Duration
+		wantClose bool
+	}{
+		{name: "closed at once", failures: 0, closeFor: 10 * time.Second, wantClose: true},
+		{name: "transient failure: retried", failures: 3, closeFor: 10 * time.Second, wantClose: true},
+		{name: "store gone for good: bounded", failures: 1 << 20, closeFor: 300 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newFakeStore()
+			asg, files := stageWordcount(st)
+			st.subs["s1"] = store.Submission{ID: "s1", Status: contract.StatusPending, Stage: contract.StageQueued}
+			var mu sync.Mutex
+			var events []string // "beat <details>" and "close"
+			st.closeRun = func(call int) error {
+				mu.Lock()
+				events = append(events, "close")
+				mu.Unlock()
+				if call <= tc.failures {
+					return errors.New("server selection error: context deadline exceeded")
+				}
+				return nil
+			}
+			sb := &fakeSandbox{run: func(sandbox.Spec) (sandbox.Result, error) {
+				return sandbox.Result{Stdout: bundleResult(t, `{"ok":true,"exit_code":0}`, map[string]string{"./output/part-00000": "a\t2\n"})}, nil
+			}}
+			cfg := DefaultConfig()
+			cfg.WorkDir = t.TempDir()
+			cfg.HeartbeatEvery = 10 * time.Millisecond
+			cfg.CloseRunFor = tc.closeFor
+			a := &Activities{Files: st, Submissions: st, Sandbox: sb, Config: cfg, Worker: "42@h", Host: "h"}
+			a.recordHeartbeat = func(_ context.Context, details ...any) {
+				mu.Lock()
+				events = append(events, fmt.Sprint(append([]any{"beat"}, details...)...))
+				mu.Unlock()
+			}
+			plan := contract.Plan{
+				Request: contract.Request{SubmissionID: "s1", Assignment: "wc", Student: "ada", WorkflowID: "submission-s1"},
+				Config:  asg, Runtime: contract.RuntimeStreaming, Files: files,
+			}
+			start := time.Now()
+			if err := runActivity(t, a, a.Execute, plan, nil); err != nil {
+				t.Fatalf("execute: %v (a close that fails must not fail the step)", err)
+			}
+			if elapsed := time.Since(start); elapsed > tc.closeFor+5*time.Second {
+				t.Errorf("execute took %s, beyond CloseRunFor %s", elapsed, tc.closeFor)
+			}
+			if want := tc.failures + 1; tc.wantClose && st.closes != want {
+				t.Errorf("%d CloseRun calls, want %d", st.closes, want)
+			}
+
+			// While the close was retried, the attempt repeated its latest
+			// details, the step's last heartbeat.
+			mu.Lock()
+			first := slices.Index(events, "close")
+			var last string
+			for _, e := range events[:first] {
+				if strings.HasPrefix(e, "beat") {
+					last = e
+				}
+			}
+			beats := 0
+			for _, e := range events[first:] {
+				if e == "close" {
+					continue
+				}
+				beats++
+				if e != last {
+					t.Errorf("heartbeat %q while closing, want the latest details %q", e, last)
+				}
+			}
+			mu.Unlock()
+			if tc.failures > 0 && (last == "" || beats == 0) {
+				t.Errorf("no heartbeat while the close was retried (latest before it %q)", last)
+			}
+
+			// The next attempt counts this run dead only if it was never closed.
+			next := contract.Run{ActivityID: "0", Attempt: 2, Worker: "43@h", Host: "h", Started: time.Now()}
+			runs := st.subs["s1"].RunList()
+			if len(runs) != 1 {
+				t.Fatalf("runs %+v, want one", runs)
+			}
+			next.ActivityID = runs[0].ActivityID
+			st.closeRun = nil
+			claim, err := st.ClaimRun(context.Background(), "s1", next, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantDead := 0
+			if !tc.wantClose {
+				wantDead = 1
+			}
+			if claim.Dead != wantDead || (claim.Claim == store.ClaimQuarantined) != (wantDead > 0) {
+				t.Errorf("next attempt: %d dead, claim %v; want %d dead", claim.Dead, claim.Claim, wantDead)
+			}
+		})
 	}
 }
