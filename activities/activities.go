@@ -134,6 +134,14 @@ type Activities struct {
 	// as it starts (best effort, like Notify), so that its history names
 	// the worker and host of every attempt.
 	NotifyRun func(ctx context.Context, workflowID string, r contract.Run) error
+	// PreviousTimedOut, if set, tells from Temporal's record of the
+	// workflow whether the attempt before the running one of activity
+	// activityID timed out (its worker stopped heartbeating: it died or
+	// hung) rather than ending with a failure it reported itself. An
+	// execute attempt asks it about a predecessor whose run was left open,
+	// and closes that run when it did not time out, so that only attempts
+	// Temporal timed out count toward quarantine.
+	PreviousTimedOut func(ctx context.Context, workflowID, activityID string) (bool, error)
 	// HTTP delivers webhooks; build it with webhook.NewClient so that every
 	// delivery is signed. Without it, Webhook fails for assignments that
 	// have a webhook URL.

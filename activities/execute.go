@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gradeflow/gradeflow/activities/datacache"
@@ -40,6 +41,9 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	log := activity.GetLogger(ctx)
 	id := plan.SubmissionID
 	run := contract.Run{ActivityID: info.ActivityID, Attempt: int(info.Attempt), Worker: a.Worker, Host: a.Host, Started: time.Now().UTC()}
+	if run.Attempt > 1 {
+		a.settlePrevious(ctx, log, info.WorkflowExecution.ID, id, run)
+	}
 	claim, err := a.Submissions.ClaimRun(ctx, id, run, a.Config.QuarantineAfter)
 	if err != nil {
 		return contract.Execution{}, err
@@ -121,6 +125,49 @@ func (a *Activities) closeRun(ctx context.Context, id string, run contract.Run, 
 		}
 		wait = min(2*wait, closeRunMaxWait)
 	}
+}
+
+// settlePrevious closes the run of the attempt before run, if it was left
+// open although its attempt did not die: Temporal recorded a failure the
+// attempt reported itself (its closeRun gave up on an unreachable store),
+// not a timeout. Each attempt settles its predecessor before it claims, so
+// the claim counts as dead only the attempts Temporal timed out. Without
+// PreviousTimedOut, or when Temporal or the store does not answer, the
+// open run stays open and counts, as it did before.
+func (a *Activities) settlePrevious(ctx context.Context, log sdklog.Logger, workflowID, id string, run contract.Run) {
+	if a.PreviousTimedOut == nil {
+		return
+	}
+	sub, err := a.Submissions.Submission(ctx, id)
+	if err != nil {
+		return // the claim meets the same store
+	}
+	var prev *contract.Run
+	for _, r := range sub.RunList() {
+		if r.ActivityID == run.ActivityID && r.Attempt == run.Attempt-1 && r.Ended == nil {
+			prev = &r
+		}
+	}
+	if prev == nil {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	timedOut, err := a.PreviousTimedOut(tctx, workflowID, run.ActivityID)
+	cancel()
+	if err != nil {
+		log.Warn("previous attempt's end unknown", "submission_id", id, "attempt", prev.Attempt, "error", err)
+		return
+	}
+	if timedOut {
+		return // its worker died (or hung): it counts
+	}
+	ended := time.Now().UTC()
+	prev.Ended, prev.End = &ended, contract.RunFailed
+	if err := a.Submissions.CloseRun(ctx, id, *prev); err != nil {
+		log.Warn("previous run not closed", "submission_id", id, "attempt", prev.Attempt, "error", err)
+		return
+	}
+	log.Info("previous run closed: its attempt failed, its worker did not die", "submission_id", id, "attempt", prev.Attempt, "worker", prev.Worker)
 }
 
 // runEnd is how an attempt that returned err ended.

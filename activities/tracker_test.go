@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gradeflow/gradeflow/contract"
@@ -204,6 +206,74 @@ func TestCloseRunRetries(t *testing.T) {
 			}
 			if claim.Dead != wantDead || (claim.Claim == store.ClaimQuarantined) != (wantDead > 0) {
 				t.Errorf("next attempt: %d dead, claim %v; want %d dead", claim.Dead, claim.Claim, wantDead)
+			}
+		})
+	}
+}
+
+// TestSettlePrevious: before it claims, an attempt asks Temporal how its
+// predecessor with an open run ended. A failure the attempt reported
+// itself (its close gave up) closes that run, and it does not count
+// toward quarantine; a timeout (its worker died) leaves it open, and it
+// counts; so does an unknown end.
+func TestSettlePrevious(t *testing.T) {
+	errTemporal := errors.New("temporal unreachable")
+	tests := []struct {
+		name     string
+		answer   func() (bool, error) // nil: no PreviousTimedOut
+		closed   bool                 // the previous run was closed already
+		wantEnd  contract.RunEnd      // the previous run's end after the claim
+		wantDead int
+		wantAsk  bool
+	}{
+		{name: "failed, not timed out: closed, not counted", answer: func() (bool, error) { return false, nil }, wantEnd: contract.RunFailed, wantAsk: true},
+		{name: "timed out: its worker died", answer: func() (bool, error) { return true, nil }, wantDead: 1, wantAsk: true},
+		{name: "Temporal does not answer: counted", answer: func() (bool, error) { return false, errTemporal }, wantDead: 1, wantAsk: true},
+		{name: "no Temporal: counted, as before", wantDead: 1},
+		{name: "closed already: Temporal not asked", answer: func() (bool, error) { return false, nil }, closed: true, wantEnd: contract.RunCanceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newFakeStore()
+			started := time.Now().Add(-time.Minute).UTC()
+			prev := contract.Run{ActivityID: "11", Attempt: 1, Worker: "9@h0", Host: "h0", Started: started}
+			if tc.closed {
+				ended := started.Add(time.Second)
+				prev.Ended, prev.End = &ended, contract.RunCanceled
+			}
+			st.subs["s1"] = store.Submission{ID: "s1", Status: contract.StatusPending, Stage: contract.StageQueued,
+				Runs: map[string]store.Run{store.RunKey("11", 1): store.Run(prev)}}
+			a := &Activities{Files: st, Submissions: st, Config: DefaultConfig()}
+			asked := false
+			if tc.answer != nil {
+				a.PreviousTimedOut = func(_ context.Context, workflowID, activityID string) (bool, error) {
+					asked = true
+					if workflowID != "submission-s1" || activityID != "11" {
+						t.Errorf("asked about %s %s", workflowID, activityID)
+					}
+					return tc.answer()
+				}
+			}
+			run := contract.Run{ActivityID: "11", Attempt: 2, Worker: "42@h", Host: "h", Started: time.Now().UTC()}
+			a.settlePrevious(context.Background(), log.NewStructuredLogger(slog.New(slog.DiscardHandler)), "submission-s1", "s1", run)
+			if asked != tc.wantAsk {
+				t.Errorf("Temporal asked: %v, want %v", asked, tc.wantAsk)
+			}
+			claim, err := st.ClaimRun(context.Background(), "s1", run, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claim.Dead != tc.wantDead || (claim.Claim == store.ClaimQuarantined) != (tc.wantDead > 0) {
+				t.Errorf("claim: %d dead, %v; want %d dead", claim.Dead, claim.Claim, tc.wantDead)
+			}
+			var got contract.Run
+			for _, r := range st.subs["s1"].RunList() {
+				if r.Attempt == 1 {
+					got = r
+				}
+			}
+			if got.End != tc.wantEnd || (got.Ended != nil) != (tc.wantEnd != "") || got.Worker != "9@h0" {
+				t.Errorf("previous run %+v, want end %q", got, tc.wantEnd)
 			}
 		})
 	}

@@ -74,6 +74,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		NotifyRun: func(ctx context.Context, workflowID string, r contract.Run) error {
 			return tc.SignalWorkflow(ctx, workflowID, "", contract.SignalRun, r)
 		},
+		PreviousTimedOut: func(ctx context.Context, workflowID, activityID string) (bool, error) {
+			return previousTimedOut(ctx, tc, workflowID, activityID)
+		},
 	}
 	needsDocker := slices.Contains(cfg.Queues, contract.QueueSanity) || slices.Contains(cfg.Queues, contract.QueueExecute)
 	var dk *sandbox.Runner
@@ -285,6 +288,27 @@ func advertise(ctx context.Context, st *store.Store, beat store.WorkerBeat, ever
 		case <-t.C:
 		}
 	}
+}
+
+// previousTimedOut reports whether the last failed attempt of the pending
+// activity activityID of workflowID timed out (a heartbeat or start-to-close
+// timeout: its worker died or hung), by Temporal's record of it.
+func previousTimedOut(ctx context.Context, tc client.Client, workflowID, activityID string) (bool, error) {
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return false, fmt.Errorf("describe workflow %s: %w", workflowID, err)
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityId() != activityID {
+			continue
+		}
+		f := pa.GetLastFailure()
+		if f == nil {
+			return false, fmt.Errorf("activity %s of %s: no failure recorded", activityID, workflowID)
+		}
+		return f.GetTimeoutFailureInfo() != nil, nil
+	}
+	return false, fmt.Errorf("activity %s of %s is not pending", activityID, workflowID)
 }
 
 // namespaceID looks up the ID of the namespace the worker serves; it tells
