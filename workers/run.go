@@ -290,10 +290,15 @@ func advertise(ctx context.Context, st *store.Store, beat store.WorkerBeat, ever
 	}
 }
 
+// describer is the part of the Temporal client previousTimedOut uses.
+type describer interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+}
+
 // previousTimedOut reports whether the last failed attempt of the pending
 // activity activityID of workflowID timed out (a heartbeat or start-to-close
 // timeout: its worker died or hung), by Temporal's record of it.
-func previousTimedOut(ctx context.Context, tc client.Client, workflowID, activityID string) (bool, error) {
+func previousTimedOut(ctx context.Context, tc describer, workflowID, activityID string) (bool, error) {
 	desc, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
 	if err != nil {
 		return false, fmt.Errorf("describe workflow %s: %w", workflowID, err)
