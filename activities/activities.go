@@ -46,6 +46,9 @@ type Config struct {
 	HeartbeatEvery  time.Duration // how often execute heartbeats
 	NotifyTimeout   time.Duration // bound on telling the workflow a job started
 	RuntimeImages   []string      // images an assignment may name besides Image
+	// CloseRunFor bounds how long an execute attempt retries writing its
+	// run's end to the tracker (MongoDB unreachable) before it gives up.
+	CloseRunFor time.Duration
 	// QuarantineAfter is how many execute attempts of a submission may die
 	// with their worker before it is quarantined; 0: never.
 	QuarantineAfter int
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		SanityTimeout:   60 * time.Second,
 		HeartbeatEvery:  time.Second,
 		NotifyTimeout:   5 * time.Second,
+		CloseRunFor:     time.Minute,
 		QuarantineAfter: 3,
 	}
 }
@@ -131,6 +135,14 @@ type Activities struct {
 	// as it starts (best effort, like Notify), so that its history names
 	// the worker and host of every attempt.
 	NotifyRun func(ctx context.Context, workflowID string, r contract.Run) error
+	// PreviousTimedOut, if set, tells from Temporal's record of the
+	// workflow whether the attempt before the running one of activity
+	// activityID timed out (its worker stopped heartbeating: it died or
+	// hung) rather than ending with a failure it reported itself. An
+	// execute attempt asks it about a predecessor whose run was left open,
+	// and closes that run when it did not time out, so that only attempts
+	// Temporal timed out count toward quarantine.
+	PreviousTimedOut func(ctx context.Context, workflowID, activityID string) (bool, error)
 	// HTTP delivers webhooks; build it with webhook.NewClient so that every
 	// delivery is signed. Without it, Webhook fails for assignments that
 	// have a webhook URL.
@@ -206,19 +218,21 @@ func (a *Activities) signal(ctx context.Context, send func(context.Context) erro
 }
 
 // keepAlive heartbeats every HeartbeatEvery, with details (a phase name,
-// or the progress a retry resumes from),
-// until the returned stop is called (at most once takes effect). Steps run it around their network
-// work (fetching files, downloading input, storing outputs), so that a
+// or the progress a retry resumes from), until the returned stop is called
+// (at most once takes effect). Steps run it around their network work (fetching files, downloading input, storing outputs), so that a
 // slow store never outlasts the heartbeat timeout while a dead worker is
 // still noticed within it: the heartbeats end with the worker.
 func (a *Activities) keepAlive(ctx context.Context, details any) (stop func()) {
+	return a.beatEvery(ctx, func() any { return details })
+}
+
+// beatEvery heartbeats every HeartbeatEvery with the details details
+// returns, until the returned stop is called (at most once takes effect)
+// or ctx ends.
+func (a *Activities) beatEvery(ctx context.Context, details func() any) (stop func()) {
 	every := a.Config.HeartbeatEvery
 	if every <= 0 {
 		every = DefaultConfig().HeartbeatEvery
-	}
-	beat := a.recordHeartbeat
-	if beat == nil {
-		beat = activity.RecordHeartbeat
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -226,7 +240,7 @@ func (a *Activities) keepAlive(ctx context.Context, details any) (stop func()) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			beat(ctx, details)
+			a.beat(ctx, details())
 			select {
 			case <-done:
 				return
@@ -243,4 +257,36 @@ func (a *Activities) keepAlive(ctx context.Context, details any) (stop func()) {
 			wg.Wait()
 		})
 	}
+}
+
+// lastBeat remembers an attempt's latest heartbeat details, so that work
+// that outlives the attempt's step (closing its run) can keep the attempt
+// alive by repeating them, without replacing the progress a retried
+// attempt resumes from (Temporal keeps only the latest details).
+type lastBeat struct {
+	mu      sync.Mutex
+	details any
+	set     bool
+}
+
+type lastBeatKey struct{}
+
+// withLastBeat returns ctx with a lastBeat that every heartbeat of the
+// attempt (Activities.beat) records into.
+func withLastBeat(ctx context.Context) (context.Context, *lastBeat) {
+	b := &lastBeat{}
+	return context.WithValue(ctx, lastBeatKey{}, b), b
+}
+
+func (b *lastBeat) put(details any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.details, b.set = details, true
+}
+
+// get returns the latest details; ok is false before any heartbeat.
+func (b *lastBeat) get() (details any, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.details, b.set
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gradeflow/gradeflow/activities/datacache"
@@ -40,6 +41,9 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	log := activity.GetLogger(ctx)
 	id := plan.SubmissionID
 	run := contract.Run{ActivityID: info.ActivityID, Attempt: int(info.Attempt), Worker: a.Worker, Host: a.Host, Started: time.Now().UTC()}
+	if run.Attempt > 1 {
+		a.settlePrevious(ctx, log, info.WorkflowExecution.ID, id, run)
+	}
 	claim, err := a.Submissions.ClaimRun(ctx, id, run, a.Config.QuarantineAfter)
 	if err != nil {
 		return contract.Execution{}, err
@@ -54,6 +58,7 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	log.Info("execute attempt started", "submission_id", id, "attempt", run.Attempt, "worker", run.Worker, "host", run.Host, "dead_attempts", claim.Dead)
 	defer a.notifyRun(ctx, info.WorkflowExecution.ID, id, run)()
+	ctx, beats := withLastBeat(ctx)
 	exec, err := a.execute(ctx, plan)
 	if !claim.Tracked {
 		return exec, err
@@ -62,10 +67,8 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 	run.Ended, run.End = &ended, runEnd(err)
 	// The end is written even when the attempt was canceled: an attempt
 	// without one counts as a worker death.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if cerr := a.Submissions.CloseRun(cctx, id, run); cerr != nil {
-		log.Warn("execute run not closed", "submission_id", id, "error", cerr)
+	if cerr := a.closeRun(ctx, id, run, beats); cerr != nil {
+		log.Warn("execute run not closed", "submission_id", id, "attempt", run.Attempt, "error", cerr)
 	}
 	if err == nil {
 		exec.Runs = claim.Runs
@@ -76,6 +79,95 @@ func (a *Activities) Execute(ctx context.Context, plan contract.Plan) (contract.
 		}
 	}
 	return exec, err
+}
+
+// Backoff of closeRun's retries, and the bound of one try.
+const (
+	closeRunFirstWait = 100 * time.Millisecond
+	closeRunMaxWait   = 2 * time.Second
+	closeRunTry       = 10 * time.Second
+)
+
+// closeRun writes run's end to the tracker. A run left without an end
+// counts as its worker's death toward quarantine, so a failed write (the
+// store briefly unreachable) is retried with backoff for up to
+// Config.CloseRunFor, on a context the attempt's cancellation does not
+// end. Meanwhile the attempt keeps heartbeating its latest details
+// (beats): Temporal does not time the attempt out and start the next one,
+// which would find this run open and count it dead, before the end is
+// written or the retries give up; and the progress a retried attempt
+// resumes from stays as it was.
+func (a *Activities) closeRun(ctx context.Context, id string, run contract.Run, beats *lastBeat) error {
+	limit := a.Config.CloseRunFor
+	if limit <= 0 {
+		limit = DefaultConfig().CloseRunFor
+	}
+	if details, ok := beats.get(); ok {
+		defer a.beatEvery(ctx, func() any { return details })()
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	wait := closeRunFirstWait
+	for tries := 1; ; tries++ {
+		tctx, cancelTry := context.WithTimeout(cctx, closeRunTry)
+		err := a.Submissions.CloseRun(tctx, id, run)
+		cancelTry()
+		if err == nil {
+			if tries > 1 {
+				activity.GetLogger(ctx).Info("execute run closed", "submission_id", id, "attempt", run.Attempt, "tries", tries)
+			}
+			return nil
+		}
+		select {
+		case <-cctx.Done():
+			return fmt.Errorf("close run after %d tries in %s: %w", tries, limit, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, closeRunMaxWait)
+	}
+}
+
+// settlePrevious closes the run of the attempt before run, if it was left
+// open although its attempt did not die: Temporal recorded a failure the
+// attempt reported itself (its closeRun gave up on an unreachable store),
+// not a timeout. Each attempt settles its predecessor before it claims, so
+// the claim counts as dead only the attempts Temporal timed out. Without
+// PreviousTimedOut, or when Temporal or the store does not answer, the
+// open run stays open and counts, as it did before.
+func (a *Activities) settlePrevious(ctx context.Context, log sdklog.Logger, workflowID, id string, run contract.Run) {
+	if a.PreviousTimedOut == nil {
+		return
+	}
+	sub, err := a.Submissions.Submission(ctx, id)
+	if err != nil {
+		return // the claim meets the same store
+	}
+	var prev *contract.Run
+	for _, r := range sub.RunList() {
+		if r.ActivityID == run.ActivityID && r.Attempt == run.Attempt-1 && r.Ended == nil {
+			prev = &r
+		}
+	}
+	if prev == nil {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	timedOut, err := a.PreviousTimedOut(tctx, workflowID, run.ActivityID)
+	cancel()
+	if err != nil {
+		log.Warn("previous attempt's end unknown", "submission_id", id, "attempt", prev.Attempt, "error", err)
+		return
+	}
+	if timedOut {
+		return // its worker died (or hung): it counts
+	}
+	ended := time.Now().UTC()
+	prev.Ended, prev.End = &ended, contract.RunFailed
+	if err := a.Submissions.CloseRun(ctx, id, *prev); err != nil {
+		log.Warn("previous run not closed", "submission_id", id, "attempt", prev.Attempt, "error", err)
+		return
+	}
+	log.Info("previous run closed: its attempt failed, its worker did not die", "submission_id", id, "attempt", prev.Attempt, "worker", prev.Worker)
 }
 
 // runEnd is how an attempt that returned err ended.
@@ -322,7 +414,7 @@ func (a *Activities) spec(ctx context.Context, req contract.Request, kind string
 		StderrCap:    a.Config.StderrBytes,
 		TickEvery:    a.Config.HeartbeatEvery,
 		Tick: func(elapsed time.Duration) {
-			activity.RecordHeartbeat(ctx, elapsed.Round(time.Millisecond).String())
+			a.beat(ctx, elapsed.Round(time.Millisecond).String())
 		},
 	}
 }

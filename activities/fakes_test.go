@@ -36,6 +36,10 @@ type fakeStore struct {
 	fail        error                 // when set, every call fails with it (MongoDB down)
 	delay       time.Duration         // when set, each file transfer takes this long (a slow link)
 	claim       *store.ClaimResult    // when set, ClaimRun answers it
+	// closeRun, when set, is called with each CloseRun call's number
+	// (from 1) and fails it with what it returns (MongoDB unreachable).
+	closeRun func(call int) error
+	closes   int // CloseRun calls
 }
 
 func newFakeStore() *fakeStore {
@@ -225,6 +229,12 @@ func (f *fakeStore) CloseRun(_ context.Context, id string, r contract.Run) error
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
+	}
+	f.closes++
+	if f.closeRun != nil {
+		if err := f.closeRun(f.closes); err != nil {
+			return err
+		}
 	}
 	if sub, ok := f.subs[id]; ok {
 		sub.Runs[store.RunKey(r.ActivityID, r.Attempt)] = store.Run(r)

@@ -15,29 +15,56 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/store"
 )
 
 // Queue is the execute queue as the store sees it, for prefetching.
 type Queue interface {
-	// QueuedNext returns up to limit queued submissions, earliest first.
+	// QueuedNext returns up to limit queued submissions, the live lane
+	// first, each lane earliest queued first, with their students, lanes
+	// and queue times.
 	QueuedNext(ctx context.Context, limit int) ([]store.Submission, error)
 }
 
 // PrefetchConfig is how an execute host keeps the next queued submissions'
 // files ready.
 type PrefetchConfig struct {
-	Count    int           // submissions kept ready (the next K queued); 0 turns prefetching off
+	Count    int           // submissions kept ready (the next K to be dispatched); 0 turns prefetching off
 	MaxBytes int64         // bytes of prefetched files kept on the host
 	Every    time.Duration // how often the queue is looked at
+	// Dispatch is how the Temporal server orders the queue
+	// (GRADEFLOW_FAIRNESS): the next K are the first K in its order.
+	Dispatch dispatch.Mode
+	// Candidates bounds the queued submissions read each round, the set
+	// the dispatch model orders; 0: DefaultCandidates(Count).
+	Candidates int
 }
 
-// Prefetcher keeps the files of the next Config.Count queued submissions
-// in an execute host's prefetch area, and warms the host's input cache
-// with their assignments' input data. It is meant for execute hosts far
-// from the store: the execute step of a prefetched submission finds its
-// files on disk instead of waiting for the network. The queue's order is a
-// forecast (Temporal dispatches, fairly, and other hosts take jobs too):
+// DefaultCandidates is how many queued submissions a prefetcher keeping
+// count ready reads each round: enough that a few students' long runs of
+// resubmissions do not hide the first submissions of the others.
+func DefaultCandidates(count int) int {
+	return max(64, 8*count)
+}
+
+func (c PrefetchConfig) candidates() int {
+	if c.Candidates > 0 {
+		return max(c.Candidates, c.Count)
+	}
+	return DefaultCandidates(c.Count)
+}
+
+// Prefetcher keeps the files of the next Config.Count submissions the
+// Temporal server will dispatch from the execute queue in an execute host's
+// prefetch area, and warms the host's input cache with their assignments'
+// input data. It is meant for execute hosts far from the store: the execute
+// step of a prefetched submission finds its files on disk instead of
+// waiting for the network. Each round it reads a bounded set of queued
+// submissions (live lane first, earliest queued first) and orders them as
+// the server dispatches (package dispatch: priority, then the fair
+// matcher's passes per student, then arrival). That order is a forecast
+// (other hosts take jobs too, and later submissions can still go ahead):
 // entries that leave the next K are dropped, and an execute step whose
 // files were not prefetched fetches them as before.
 type Prefetcher struct {
@@ -67,7 +94,7 @@ func (p *Prefetcher) Run(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := a.prefetchRound(ctx, p.Queue, p.Config.Count, p.Log); err != nil && ctx.Err() == nil {
+		if err := a.prefetchRound(ctx, p.Queue, p.Config, p.Log); err != nil && ctx.Err() == nil {
 			p.Log.Warn("prefetch", zap.Error(err))
 		}
 		select {
@@ -85,17 +112,19 @@ const prefetchGrace = 15 * time.Second
 // prefetchTimeout bounds one submission's prefetch.
 const prefetchTimeout = time.Minute
 
-// prefetchRound looks at the next count queued submissions once, drops the
-// entries of those no longer among them (after the grace) and fetches the
-// missing ones in queue order, stopping at the byte budget.
-func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log *zap.Logger) error {
+// prefetchRound looks at the next cfg.Count submissions to be dispatched
+// once, drops the entries of those no longer among them (after the grace)
+// and fetches the missing ones in dispatch order, stopping at the byte
+// budget.
+func (a *Activities) prefetchRound(ctx context.Context, q Queue, cfg PrefetchConfig, log *zap.Logger) error {
 	p := &a.prefetch
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	next, err := q.QueuedNext(qctx, count)
+	queued, err := q.QueuedNext(qctx, cfg.candidates())
 	cancel()
 	if err != nil {
 		return err
 	}
+	next := nextDispatched(cfg.Dispatch, queued, cfg.Count)
 	ids := make([]string, len(next))
 	for i, s := range next {
 		ids[i] = s.ID
@@ -143,6 +172,25 @@ func (a *Activities) prefetchRound(ctx context.Context, q Queue, count int, log 
 		a.warmInputs(ctx, cfg, log)
 	}
 	return nil
+}
+
+// nextDispatched returns the first count of the queued submissions in the
+// order the server dispatches them under mode.
+func nextDispatched(mode dispatch.Mode, queued []store.Submission, count int) []store.Submission {
+	byID := make(map[string]store.Submission, len(queued))
+	tasks := make([]dispatch.Task, 0, len(queued))
+	for _, sub := range queued {
+		w := store.WaitingOf(sub)
+		w.Stage = contract.StageQueued // they are the queue
+		byID[sub.ID] = sub
+		tasks = append(tasks, dispatch.TaskOf(w))
+	}
+	next := dispatch.Next(mode, tasks, count)
+	out := make([]store.Submission, len(next))
+	for i, t := range next {
+		out[i] = byID[t.ID]
+	}
+	return out
 }
 
 // prefetchOne fetches what sub's execute step will read into its entry's

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/docker/sandbox"
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -28,11 +30,17 @@ func (q *fakeQueue) QueuedNext(_ context.Context, limit int) ([]store.Submission
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []store.Submission
-	for _, id := range q.next[:min(limit, len(q.next))] {
+	base := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for i, id := range q.next[:min(limit, len(q.next))] {
 		s, err := q.st.Submission(context.Background(), id)
 		if err != nil {
 			return nil, err
 		}
+		if s.Times.Queued == nil { // queued in the order listed
+			at := base.Add(time.Duration(i) * time.Second)
+			s.Times.Queued = &at
+		}
+		s.Stage = contract.StageQueued
 		out = append(out, s)
 	}
 	return out, nil
@@ -104,7 +112,7 @@ func prefetched(a *Activities) []string {
 func TestPrefetchServesExecute(t *testing.T) {
 	a, st, q, sb := prefetchFixture(t)
 	q.set("s1", "j1", "s2")
-	if err := a.prefetchRound(context.Background(), q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(context.Background(), q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"j1", "s1", "s2"}) {
@@ -159,7 +167,7 @@ func TestPrefetchNeverTrustsAlteredFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, _, q, sb := prefetchFixture(t)
 			q.set("s1")
-			if err := a.prefetchRound(context.Background(), q, 8, zap.NewNop()); err != nil {
+			if err := a.prefetchRound(context.Background(), q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 				t.Fatal(err)
 			}
 			if err := tt.alter(filepath.Join(a.prefetch.dir("s1"), "job")); err != nil {
@@ -182,11 +190,11 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	a, _, q, _ := prefetchFixture(t)
 	ctx := context.Background()
 	q.set("s1", "s2")
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	q.set("s2", "s3")
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"s2", "s3"}) {
@@ -197,7 +205,7 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	}
 	// K bounds the count.
 	q.set("s1", "s2", "s3")
-	if err := a.prefetchRound(ctx, q, 1, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 1}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"s1"}) {
@@ -207,7 +215,7 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	a.prefetch.clear()
 	a.prefetch.init(a.prefetch.root, 40, 8, 0)
 	q.set("s1", "s2", "s3")
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"s1"}) {
@@ -221,7 +229,7 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 	}
 	// The one that did not fit stays a marker, without files, while there
 	// is no room, and is fetched once there is.
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	a.prefetch.mu.Lock()
@@ -237,7 +245,7 @@ func TestPrefetchFollowsTheQueue(t *testing.T) {
 		t.Fatal("s1 not prefetched")
 	}
 	q.set("s2", "s3")
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"s2"}) {
@@ -254,11 +262,11 @@ func TestPrefetchOutlivesTheStart(t *testing.T) {
 	ctx := context.Background()
 	a.prefetch.init(a.prefetch.root, 1<<20, 2, time.Hour)
 	q.set("s1")
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	q.set("s2", "s3") // s1 is running now
-	if err := a.prefetchRound(ctx, q, 8, zap.NewNop()); err != nil {
+	if err := a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	if got := prefetched(a); !slices.Equal(got, []string{"s1", "s2"}) {
@@ -284,7 +292,7 @@ func TestPrefetchTakeWaitsForItsFetch(t *testing.T) {
 	q.set("s1")
 	ctx := context.Background()
 	round := make(chan error, 1)
-	go func() { round <- a.prefetchRound(ctx, q, 8, zap.NewNop()) }()
+	go func() { round <- a.prefetchRound(ctx, q, PrefetchConfig{Count: 8}, zap.NewNop()) }()
 	waitUntil := time.Now().Add(5 * time.Second)
 	for {
 		a.prefetch.mu.Lock()
@@ -304,5 +312,69 @@ func TestPrefetchTakeWaitsForItsFetch(t *testing.T) {
 	}
 	if err := <-round; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrefetchDispatchOrder: the prefetcher fetches the first K in the
+// order the server dispatches, not the first K queued. Each queued
+// submission is written student+n, in queue order; "R" ones are regrades
+// of another assignment.
+func TestPrefetchDispatchOrder(t *testing.T) {
+	tests := []struct {
+		name   string
+		mode   dispatch.Mode
+		count  int
+		queued string
+		want   string // sorted
+	}{
+		{"regrades queued earlier wait for live ones", dispatch.Fair, 2, "R1 R2 R3 R4 A1 B1", "A1 B1"},
+		{"regrades queued earlier wait for live ones, FIFO", dispatch.FIFO, 2, "R1 R2 R3 R4 A1 B1", "A1 B1"},
+		{"regrades fill what live work leaves", dispatch.Fair, 3, "R1 R2 A1 B1", "A1 B1 R1"},
+		{"a heavy resubmitter gets one slot per pass", dispatch.Fair, 4, "H1 H2 H3 H4 H5 A1 B1 C1", "A1 B1 C1 H1"},
+		{"second pass", dispatch.Fair, 6, "H1 H2 H3 H4 H5 A1 B1 C1 A2", "A1 A2 B1 C1 H1 H2"},
+		{"without fairness, first come first served", dispatch.FIFO, 4, "H1 H2 H3 H4 H5 A1 B1 C1", "H1 H2 H3 H4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, st, q, _ := prefetchFixture(t)
+			ids := strings.Fields(tt.queued)
+			at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+			for i, id := range ids {
+				queued := at.Add(time.Duration(i) * time.Second)
+				sub := store.Submission{ID: id, Assignment: "wc", Student: id[:1], Stage: contract.StageQueued,
+					Files: []string{"mapper.py", "reducer.py"}, Times: store.Times{Submitted: &queued, Queued: &queued}}
+				if id[0] == 'R' {
+					sub.Lane, sub.Student, sub.Assignment = contract.LaneRegrade, "someone", "wc"
+				}
+				st.subs[id] = sub
+				st.files[store.SubmissionFile(id, "mapper.py")] = []byte("# mapper\n")
+				st.files[store.SubmissionFile(id, "reducer.py")] = []byte("# reducer\n")
+			}
+			q.set(ids...)
+			if err := a.prefetchRound(context.Background(), q, PrefetchConfig{Count: tt.count, Dispatch: tt.mode}, zap.NewNop()); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(prefetched(a), " "); got != tt.want {
+				t.Errorf("prefetched %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPrefetchCandidates: the candidate set is bounded, and never smaller
+// than K.
+func TestPrefetchCandidates(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  PrefetchConfig
+		want int
+	}{
+		{PrefetchConfig{Count: 1}, 64},
+		{PrefetchConfig{Count: 16}, 128},
+		{PrefetchConfig{Count: 8, Candidates: 4}, 8},
+		{PrefetchConfig{Count: 8, Candidates: 20}, 20},
+	} {
+		if got := tt.cfg.candidates(); got != tt.want {
+			t.Errorf("%+v: %d candidates, want %d", tt.cfg, got, tt.want)
+		}
 	}
 }

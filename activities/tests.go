@@ -228,8 +228,12 @@ func (a *Activities) allowedImage(image string) bool {
 	return image == a.Config.Image
 }
 
-// beat records a heartbeat with details.
+// beat records a heartbeat with details, and remembers them as the
+// attempt's latest (withLastBeat).
 func (a *Activities) beat(ctx context.Context, details any) {
+	if b, ok := ctx.Value(lastBeatKey{}).(*lastBeat); ok {
+		b.put(details)
+	}
 	if a.recordHeartbeat != nil {
 		a.recordHeartbeat(ctx, details)
 		return

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gradeflow/gradeflow/config"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/temporalclient"
 )
@@ -131,7 +132,8 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.MaxUpload > 0, "GRADEFLOW_MAX_UPLOAD: must be positive")
 	l.Check(cfg.MaxAssignment > 0, "GRADEFLOW_MAX_ASSIGNMENT_UPLOAD: must be positive")
 	l.Check(cfg.MaxDataset > 0, "GRADEFLOW_MAX_DATASET: must be positive")
-	l.Check(cfg.Fairness == "on" || cfg.Fairness == "off", "GRADEFLOW_FAIRNESS: %q is neither on nor off", cfg.Fairness)
+	_, fairnessOK := dispatch.ParseFairness(cfg.Fairness)
+	l.Check(fairnessOK && cfg.Fairness != "", "GRADEFLOW_FAIRNESS: %q is neither on nor off", cfg.Fairness)
 	l.Check(cfg.RatePerMinute >= 0, "GRADEFLOW_RATE_PER_MINUTE: must not be negative")
 	l.Check(cfg.RateBurst >= 0, "GRADEFLOW_RATE_BURST: must not be negative")
 	l.Check(cfg.RatePerMinute == 0 || cfg.RateBurst > 0, "GRADEFLOW_RATE_BURST: must be at least 1 when the rate limit is on")
@@ -149,11 +151,9 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 }
 
 // dispatch is the execute queue's dispatch order, as the ETA models it.
-func (c Config) dispatch() dispatchMode {
-	if c.Fairness == "off" {
-		return dispatchFIFO
-	}
-	return dispatchFair
+func (c Config) dispatch() dispatch.Mode {
+	m, _ := dispatch.ParseFairness(c.Fairness)
+	return m
 }
 
 func splitTokens(s string) []string {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/store"
 )
 
@@ -49,10 +50,10 @@ type queueStats struct {
 	waiting []store.Waiting
 	// mode is how the server dispatches: fairly between students, or
 	// first come, first served.
-	mode dispatchMode
+	mode dispatch.Mode
 	// passes follows the server's passes (fair dispatch); the measurement
 	// observes the queue into it.
-	passes *passBook
+	passes *dispatch.PassBook
 	// regradePreQueue is MedianPreQueueSeconds of the regrade lane.
 	regradePreQueue *float64
 }
@@ -247,8 +248,8 @@ func (s *server) measureQueue(ctx context.Context) (queueStats, error) {
 			q.Queued++
 		}
 	}
-	if q.mode == dispatchFair && q.passes != nil {
-		q.passes.assign(q.tasks(), now, true)
+	if q.mode == dispatch.Fair && q.passes != nil {
+		q.passes.Assign(q.tasks(), now, true)
 	}
 	if q.runningStarted, err = s.store.RunningStarts(ctx); err != nil {
 		return queueStats{}, err
@@ -318,10 +319,10 @@ func (s *server) getQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 // tasks is the dispatch model's view of the waiting submissions.
-func (q queueStats) tasks() []task {
-	ts := make([]task, 0, len(q.waiting)+1)
+func (q queueStats) tasks() []dispatch.Task {
+	ts := make([]dispatch.Task, 0, len(q.waiting)+1)
 	for _, w := range q.waiting {
-		ts = append(ts, taskOf(w))
+		ts = append(ts, dispatch.TaskOf(w))
 	}
 	return ts
 }
@@ -332,22 +333,22 @@ const newTaskID = "\x00new"
 // aheadOfNew counts the tasks that would be dispatched before a live
 // submission made now by a student with nothing waiting.
 func (q queueStats) aheadOfNew() int64 {
-	ts := append(q.tasks(), task{id: newTaskID, priority: contract.PriorityLive, key: newTaskID, phase: phaseNew})
-	all, _, _ := ahead(q.mode, q.assign(ts), newTaskID)
+	ts := append(q.tasks(), dispatch.Task{ID: newTaskID, Priority: contract.PriorityLive, Key: newTaskID, Phase: dispatch.PhaseNew})
+	all, _, _ := dispatch.Ahead(q.mode, q.assign(ts), newTaskID)
 	return all
 }
 
 // assign gives tasks their passes under fair dispatch, from what the
 // passes book has observed (a fresh book when there is none).
-func (q queueStats) assign(ts []task) []task {
-	if q.mode != dispatchFair {
+func (q queueStats) assign(ts []dispatch.Task) []dispatch.Task {
+	if q.mode != dispatch.Fair {
 		return ts
 	}
 	book := q.passes
 	if book == nil {
-		book = newPassBook()
+		book = dispatch.NewPassBook()
 	}
-	return book.assign(ts, q.MeasuredAt, false)
+	return book.Assign(ts, q.MeasuredAt, false)
 }
 
 // medianOf is how many of the latest samples the medians use.

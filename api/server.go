@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 	"github.com/gradeflow/gradeflow/webhook"
@@ -34,7 +35,7 @@ type server struct {
 	metrics  *metrics
 	webhooks *http.Client // signs test deliveries with the webhook secret
 	queue    *queueCache
-	passes   *passBook // the fair matcher's passes, followed from the queue measurements
+	passes   *dispatch.PassBook // the fair matcher's passes, followed from the queue measurements
 	intake   *intake.Service
 	now      func() time.Time
 }
@@ -56,7 +57,7 @@ func newServer(ctx context.Context, cfg Config, st *store.Store, tc client.Clien
 		}),
 		now: time.Now,
 	}
-	s.passes = newPassBook()
+	s.passes = dispatch.NewPassBook()
 	s.queue = &queueCache{ttl: cfg.QueueCacheTTL, measure: s.measureQueue, base: ctx}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 	"github.com/gradeflow/gradeflow/intake"
 	"github.com/gradeflow/gradeflow/store"
 )
@@ -235,13 +236,7 @@ func (s *server) view(ctx context.Context, sub store.Submission) (submissionView
 // request, so the position is exact, with the measurement's submissions
 // still before the queue (which can go ahead of it only when fair).
 func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) (all, queued int64, err error) {
-	self := store.Waiting{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment, Lane: sub.Lane, Stage: sub.Stage}
-	if sub.Times.Submitted != nil {
-		self.Submitted = *sub.Times.Submitted
-	}
-	if sub.Times.Queued != nil {
-		self.Queued = *sub.Times.Queued
-	}
+	self := store.WaitingOf(sub)
 	waiting := q.waiting
 	if sub.Stage == contract.StageQueued {
 		fresh, err := s.store.WaitingSubmissions(ctx, contract.StageQueued)
@@ -259,18 +254,18 @@ func (s *server) ahead(ctx context.Context, q queueStats, sub store.Submission) 
 		}
 		waiting = fresh
 	}
-	tasks := make([]task, 0, len(waiting)+1)
+	tasks := make([]dispatch.Task, 0, len(waiting)+1)
 	found := false
 	for _, w := range waiting {
 		if w.ID == sub.ID {
 			w, found = self, true // as the request read it
 		}
-		tasks = append(tasks, taskOf(w))
+		tasks = append(tasks, dispatch.TaskOf(w))
 	}
 	if !found {
-		tasks = append(tasks, taskOf(self))
+		tasks = append(tasks, dispatch.TaskOf(self))
 	}
-	all, queued, _ = ahead(q.mode, q.assign(tasks), sub.ID)
+	all, queued, _ = dispatch.Ahead(q.mode, q.assign(tasks), sub.ID)
 	return all, queued, nil
 }
 

@@ -175,16 +175,22 @@ func (s *Store) stageTimes(ctx context.Context, stages []contract.Stage, field s
 }
 
 // QueuedNext returns up to limit submissions waiting for an execution slot
-// (stage queued), earliest queued first, with only what a prefetching host
-// needs: ID, assignment, files and queue time. One equality on stage,
-// served by the stage index and bounded by the queue. Temporal, not this
-// order, decides which job runs next (fair dispatch may reorder them), so
-// the result is a forecast.
+// (stage queued): the live lane first, then the regrade lane, each earliest
+// queued first — live submissions have no lane or "live", which sort
+// before "regrade", as their Temporal priority goes before it. It reads only
+// what a prefetching host needs and what decides the dispatch order: ID,
+// student, assignment, lane, files, submission and queue time. One equality
+// on stage, served in this order by the stage index and bounded by the
+// queue. Temporal, not this order, decides which job runs next (the caller
+// models it with package dispatch), so the result is a set of candidates.
 func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error) {
 	opts := options.Find().
-		SetSort(bson.D{{Key: "times.queued", Value: 1}}).
+		SetSort(bson.D{{Key: "lane", Value: 1}, {Key: "times.queued", Value: 1}}).
 		SetLimit(int64(limit)).
-		SetProjection(bson.D{{Key: "assignment", Value: 1}, {Key: "files", Value: 1}, {Key: "stage", Value: 1}, {Key: "times.queued", Value: 1}})
+		SetProjection(bson.D{
+			{Key: "student", Value: 1}, {Key: "assignment", Value: 1}, {Key: "lane", Value: 1}, {Key: "files", Value: 1},
+			{Key: "stage", Value: 1}, {Key: "times.submitted", Value: 1}, {Key: "times.queued", Value: 1},
+		})
 	cur, err := s.submissions.Find(ctx, bson.D{{Key: "stage", Value: contract.StageQueued}}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("find next queued: %w", err)
@@ -194,6 +200,19 @@ func (s *Store) QueuedNext(ctx context.Context, limit int) ([]Submission, error)
 		return nil, fmt.Errorf("find next queued: %w", err)
 	}
 	return subs, nil
+}
+
+// WaitingOf is what decides a submission's turn in the execute queue, as
+// the dispatch model reads it.
+func WaitingOf(sub Submission) Waiting {
+	w := Waiting{ID: sub.ID, Student: sub.Student, Assignment: sub.Assignment, Lane: sub.Lane, Stage: sub.Stage}
+	if sub.Times.Submitted != nil {
+		w.Submitted = *sub.Times.Submitted
+	}
+	if sub.Times.Queued != nil {
+		w.Queued = *sub.Times.Queued
+	}
+	return w
 }
 
 // Waiting is a submission waiting for an execution slot (or still before

@@ -401,6 +401,37 @@ func ids(subs []Submission) []string {
 	return out
 }
 
+// TestQueuedNext: the prefetch candidates come live lane first (no lane
+// or "live"), then the regrade lane, each earliest queued first, with the
+// fields the dispatch model reads.
+func TestQueuedNext(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	at := func(s int) *time.Time { x := now.Add(time.Duration(s) * time.Second); return &x }
+	var docs []any
+	for i, d := range []struct{ id, lane string }{{"r1", contract.LaneRegrade}, {"r2", contract.LaneRegrade}, {"l1", ""}, {"s1", contract.LaneLive}, {"l2", ""}} {
+		docs = append(docs, Submission{ID: d.id, Assignment: "wc", Student: "s-" + d.id, Lane: d.lane, Files: []string{"m.py"},
+			Stage: contract.StageQueued, Status: contract.StatusPending, Times: Times{Submitted: at(i - 10), Queued: at(i)}})
+	}
+	docs = append(docs, Submission{ID: "run", Assignment: "wc", Student: "x", Stage: contract.StageRunning, Times: Times{Submitted: at(-20), Queued: at(-20)}})
+	if _, err := st.DB().Collection(SubmissionsCollection).InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.QueuedNext(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"l1", "l2", "s1", "r1"}; !slices.Equal(ids(got), want) {
+		t.Fatalf("QueuedNext = %v, want %v", ids(got), want)
+	}
+	w := WaitingOf(got[3])
+	if w.Student != "s-r1" || w.Lane != contract.LaneRegrade || w.Stage != contract.StageQueued || !w.Queued.Equal(*at(0)) ||
+		!w.Submitted.Equal(*at(-10)) || !slices.Equal(got[3].Files, []string{"m.py"}) {
+		t.Errorf("candidate %+v (files %v), want r1's fields", w, got[3].Files)
+	}
+}
+
 // TestTakeTokenShared: two API replicas share the buckets: tokens handed
 // out concurrently through two stores on one database never exceed the
 // burst.

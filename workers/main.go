@@ -21,6 +21,7 @@ import (
 	"github.com/gradeflow/gradeflow/activities"
 	"github.com/gradeflow/gradeflow/config"
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 )
 
 // Config is the worker's configuration, read once from flags and env.
@@ -71,8 +72,8 @@ func main() {
 	_ = log.Sync()
 }
 
-// maxPrefetch bounds GRADEFLOW_PREFETCH: the prefetcher reads that many
-// queued submissions every round.
+// maxPrefetch bounds GRADEFLOW_PREFETCH: the prefetcher reads
+// activities.DefaultCandidates of it queued submissions every round.
 const maxPrefetch = 256
 
 // loadConfig reads the configuration from args and the environment.
@@ -100,6 +101,8 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Int(&cfg.Prefetch.Count, "prefetch", "GRADEFLOW_PREFETCH", 0, "queued submissions whose files an execute worker keeps ready (0: off)")
 	l.Int64(&cfg.Prefetch.MaxBytes, "prefetch-bytes", "GRADEFLOW_PREFETCH_BYTES", 256<<20, "bytes of prefetched submission files kept on this host")
 	l.Duration(&cfg.Prefetch.Every, "prefetch-every", "GRADEFLOW_PREFETCH_EVERY", time.Second, "how often the prefetcher looks at the queue")
+	fairness := "on"
+	l.String(&fairness, "fairness", "GRADEFLOW_FAIRNESS", "on", "the Temporal server's task-queue fairness (deploy/dev/temporal.sh), which the prefetcher's order follows: on or off")
 	l.Duration(&cfg.BeatEvery, "beat-every", "GRADEFLOW_BEAT_EVERY", 10*time.Second, "how often execute workers advertise their slots to the API")
 	l.Int(&cfg.Activities.QuarantineAfter, "quarantine-after", "GRADEFLOW_QUARANTINE_AFTER", def.QuarantineAfter, "execute attempts of a submission that may die with their worker before it is quarantined (0: never)")
 	l.String(&cfg.LogLevel, "log-level", "GRADEFLOW_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -131,6 +134,9 @@ func loadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 	l.Check(cfg.Prefetch.Count >= 0 && cfg.Prefetch.Count <= maxPrefetch, "GRADEFLOW_PREFETCH: must be between 0 (off) and %d", maxPrefetch)
 	l.Check(cfg.Prefetch.MaxBytes > 0, "GRADEFLOW_PREFETCH_BYTES: must be positive")
 	l.Check(cfg.Prefetch.Every > 0, "GRADEFLOW_PREFETCH_EVERY: must be positive")
+	mode, fairnessOK := dispatch.ParseFairness(fairness)
+	l.Check(fairnessOK && fairness != "", "GRADEFLOW_FAIRNESS: %q is neither on nor off", fairness)
+	cfg.Prefetch.Dispatch = mode
 	l.Check(cfg.Activities.InputCacheBytes > 0, "GRADEFLOW_INPUT_CACHE_BYTES: must be positive")
 	l.Check(cfg.Activities.MaxInput > 0, "GRADEFLOW_MAX_INPUT: must be positive")
 	// The workflow's execute retries (contract.DefaultExecuteAttempts)

@@ -81,6 +81,9 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 			MaxSubmission: cfg.Activities.MaxSubmission, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 			RuntimeImages: cfg.Activities.RuntimeImages, Log: log.With(zap.String("component", "intake")),
 		}),
+		PreviousTimedOut: func(ctx context.Context, workflowID, activityID string) (bool, error) {
+			return previousTimedOut(ctx, tc, workflowID, activityID)
+		},
 	}
 	needsDocker := slices.Contains(cfg.Queues, contract.QueueSanity) || slices.Contains(cfg.Queues, contract.QueueExecute)
 	var dk *sandbox.Runner
@@ -125,7 +128,7 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	if slices.Contains(cfg.Queues, contract.QueueExecute) && cfg.Prefetch.Count > 0 {
 		p := &activities.Prefetcher{Activities: acts, Queue: st, Config: cfg.Prefetch, Log: log}
-		log.Info("prefetching", zap.Int("prefetch", cfg.Prefetch.Count), zap.Int64("prefetch_bytes", cfg.Prefetch.MaxBytes))
+		log.Info("prefetching", zap.Int("prefetch", cfg.Prefetch.Count), zap.Int64("prefetch_bytes", cfg.Prefetch.MaxBytes), zap.Stringer("dispatch", cfg.Prefetch.Dispatch))
 		wg.Go(func() { p.Run(ctx) })
 	}
 	if needsDocker {
@@ -295,6 +298,32 @@ func advertise(ctx context.Context, st *store.Store, beat store.WorkerBeat, ever
 		case <-t.C:
 		}
 	}
+}
+
+// describer is the part of the Temporal client previousTimedOut uses.
+type describer interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+}
+
+// previousTimedOut reports whether the last failed attempt of the pending
+// activity activityID of workflowID timed out (a heartbeat or start-to-close
+// timeout: its worker died or hung), by Temporal's record of it.
+func previousTimedOut(ctx context.Context, tc describer, workflowID, activityID string) (bool, error) {
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return false, fmt.Errorf("describe workflow %s: %w", workflowID, err)
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityId() != activityID {
+			continue
+		}
+		f := pa.GetLastFailure()
+		if f == nil {
+			return false, fmt.Errorf("activity %s of %s: no failure recorded", activityID, workflowID)
+		}
+		return f.GetTimeoutFailureInfo() != nil, nil
+	}
+	return false, fmt.Errorf("activity %s of %s is not pending", activityID, workflowID)
 }
 
 // namespaceID looks up the ID of the namespace the worker serves; it tells

@@ -1,14 +1,22 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
 	"github.com/gradeflow/gradeflow/activities"
 	"github.com/gradeflow/gradeflow/contract"
+	"github.com/gradeflow/gradeflow/dispatch"
 )
 
 // slowStop is a worker whose Stop waits, as a real one waits for its
@@ -118,6 +126,9 @@ func TestLoadConfig(t *testing.T) {
 			check: func(c Config) bool {
 				return c.Prefetch.Count == 8 && c.Prefetch.MaxBytes == 1<<20 && c.Prefetch.Every == 500*time.Millisecond
 			}},
+		{name: "prefetch follows fair dispatch by default", check: func(c Config) bool { return c.Prefetch.Dispatch == dispatch.Fair }},
+		{name: "prefetch follows FIFO dispatch", env: map[string]string{"GRADEFLOW_FAIRNESS": "off"}, check: func(c Config) bool { return c.Prefetch.Dispatch == dispatch.FIFO }},
+		{name: "bad fairness", env: map[string]string{"GRADEFLOW_FAIRNESS": "maybe"}, wantErr: "GRADEFLOW_FAIRNESS"},
 		{name: "negative prefetch", env: map[string]string{"GRADEFLOW_PREFETCH": "-1"}, wantErr: "GRADEFLOW_PREFETCH"},
 		{name: "prefetch too deep", env: map[string]string{"GRADEFLOW_PREFETCH": "100000"}, wantErr: "GRADEFLOW_PREFETCH"},
 		{name: "zero prefetch bytes", env: map[string]string{"GRADEFLOW_PREFETCH_BYTES": "0"}, wantErr: "GRADEFLOW_PREFETCH_BYTES"},
@@ -141,5 +152,53 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		})
+	}
+}
+
+// fakeDescriber answers DescribeWorkflowExecution with one pending
+// activity, or fails.
+type fakeDescriber struct {
+	pending *workflowpb.PendingActivityInfo
+	err     error
+}
+
+func (f fakeDescriber) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	resp := &workflowservice.DescribeWorkflowExecutionResponse{}
+	if f.pending != nil {
+		resp.PendingActivities = []*workflowpb.PendingActivityInfo{f.pending}
+	}
+	return resp, nil
+}
+
+// TestPreviousTimedOut reads how an activity's last failed attempt ended
+// from the pending activity's last failure.
+func TestPreviousTimedOut(t *testing.T) {
+	pending := func(id string, f *failurepb.Failure) *workflowpb.PendingActivityInfo {
+		return &workflowpb.PendingActivityInfo{ActivityId: id, Attempt: 2, LastFailure: f}
+	}
+	heartbeat := &failurepb.Failure{Message: "activity Heartbeat timeout", FailureInfo: &failurepb.Failure_TimeoutFailureInfo{
+		TimeoutFailureInfo: &failurepb.TimeoutFailureInfo{TimeoutType: enumspb.TIMEOUT_TYPE_HEARTBEAT}}}
+	reported := &failurepb.Failure{Message: "find submission: server selection error", FailureInfo: &failurepb.Failure_ApplicationFailureInfo{
+		ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: "ServerError"}}}
+	tests := []struct {
+		name    string
+		d       fakeDescriber
+		want    bool
+		wantErr bool
+	}{
+		{name: "heartbeat timeout", d: fakeDescriber{pending: pending("11", heartbeat)}, want: true},
+		{name: "a failure the attempt reported", d: fakeDescriber{pending: pending("11", reported)}},
+		{name: "no failure recorded", d: fakeDescriber{pending: pending("11", nil)}, wantErr: true},
+		{name: "another activity pending", d: fakeDescriber{pending: pending("12", heartbeat)}, wantErr: true},
+		{name: "Temporal unreachable", d: fakeDescriber{err: errors.New("unavailable")}, wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := previousTimedOut(context.Background(), tc.d, "submission-s1", "11")
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("%s: %v, %v; want %v, error %v", tc.name, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
