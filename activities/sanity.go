@@ -56,16 +56,35 @@ func (a *Activities) markAsync(ctx context.Context, id string, m store.Mark) (wa
 // sanity is Sanity's work; marked waits for its stage mark.
 func (a *Activities) sanity(ctx context.Context, req contract.Request, marked func() error) (contract.Plan, error) {
 	info := activity.GetInfo(ctx)
-	// The submission's file list is read beside its assignment.
+	dir, cleanup, err := a.scratch(req.SubmissionID, "sanity", info.Attempt)
+	if err != nil {
+		return contract.Plan{}, err
+	}
+	defer cleanup()
+	// The submission's files are fetched beside the read of its
+	// assignment. Their names come with the request (the intake passes
+	// them); a workflow started before that reads them from the
+	// submission's document first. Names the checks below refuse are not
+	// fetched.
 	var files []string
 	var filesErr error
-	listed := make(chan struct{})
+	fetched := make(chan struct{})
 	go func() {
-		defer close(listed)
-		files, filesErr = a.submissionFiles(ctx, req.SubmissionID)
+		defer close(fetched)
+		if files = req.Files; len(files) == 0 {
+			if files, filesErr = a.submissionFiles(ctx, req.SubmissionID); filesErr != nil {
+				return
+			}
+		}
+		if contract.CheckFileNames(files) != nil {
+			return
+		}
+		stop := a.keepAlive(ctx, "fetching")
+		filesErr = a.Files.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission)
+		stop()
 	}()
 	cfg, err := a.Submissions.Assignment(ctx, req.Assignment)
-	<-listed
+	<-fetched
 	if errors.Is(err, store.ErrNotFound) {
 		return contract.Plan{}, contract.NewConfigFailure("assignment %q does not exist", req.Assignment)
 	}
@@ -79,29 +98,17 @@ func (a *Activities) sanity(ctx context.Context, req contract.Request, marked fu
 		}
 	}
 
+	if err := contract.CheckFileNames(files); filesErr == nil && err != nil {
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
+	}
 	if filesErr != nil {
 		return contract.Plan{}, filesErr
-	}
-	if err := contract.CheckFileNames(files); err != nil {
-		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
 	}
 	runtime, err := DetectRuntime(cfg, files)
 	if err != nil {
 		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
 	}
 	plan := contract.Plan{Request: req, Config: cfg, Runtime: runtime, Files: files}
-
-	dir, cleanup, err := a.scratch(req.SubmissionID, "sanity", info.Attempt)
-	if err != nil {
-		return contract.Plan{}, err
-	}
-	defer cleanup()
-	stopFetch := a.keepAlive(ctx, "fetching")
-	err = a.Files.FetchFiles(ctx, store.SubmissionPrefix(req.SubmissionID), files, dir+"/job", a.Config.MaxSubmission)
-	stopFetch()
-	if err != nil {
-		return contract.Plan{}, err
-	}
 
 	b, ok := a.warmCheck(ctx, runtime, cfg, dir+"/job")
 	if !ok {

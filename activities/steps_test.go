@@ -410,3 +410,29 @@ func TestExecuteHeartbeatsThroughSlowTransfers(t *testing.T) {
 		}
 	}
 }
+
+// TestSanityNamesFromRequest: the intake passes the file names with the
+// request, so the sanity step fetches the files without reading the
+// submission's document (here there is none), beside the assignment.
+func TestSanityNamesFromRequest(t *testing.T) {
+	st := newFakeStore()
+	st.assignments["wc"] = wordcount()
+	names := []string{"mapper.py", "reducer.py"}
+	for _, n := range names {
+		st.files[store.SubmissionFile("s1", n)] = []byte("print(1)\n")
+	}
+	sb := &fakeSandbox{run: func(sandbox.Spec) (sandbox.Result, error) {
+		return sandbox.Result{Stdout: bundleResult(t, `{"ok":true,"kind":"sanity","exit_code":0}`, nil)}, nil
+	}}
+	cfg := DefaultConfig()
+	cfg.WorkDir = t.TempDir()
+	a := &Activities{Files: st, Submissions: st, Sandbox: sb, Config: cfg}
+	var plan contract.Plan
+	req := contract.Request{SubmissionID: "s1", Assignment: "wc", Student: "ada", WorkflowID: "submission-s1", Files: names}
+	if err := runActivity(t, a, a.Sanity, req, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(plan.Files, names) || len(sb.jobs) != 1 || sb.jobs[0]["mapper.py"] != "print(1)\n" || sb.jobs[0]["reducer.py"] != "print(1)\n" {
+		t.Errorf("plan files %v, checked %v", plan.Files, sb.jobs)
+	}
+}

@@ -91,6 +91,11 @@ type Input struct {
 	// Lane is LaneLive (empty) or LaneRegrade: it sets the workflow's
 	// Temporal priority and fairness key (PriorityOf).
 	Lane string `json:",omitempty"`
+	// Files are the submission's file names (relative), as the intake
+	// stored them, so that the sanity step fetches them at once. Empty in
+	// workflows started before they were passed: the step reads them from
+	// the submission's document.
+	Files []string `json:",omitempty"`
 }
 
 // Defaults for Input's optional fields.
@@ -105,6 +110,7 @@ type Request struct {
 	Assignment   string
 	Student      string
 	WorkflowID   string
+	Files        []string `json:",omitempty"` // Input.Files
 }
 
 // Assignment is a course assignment's grading configuration. A snapshot of

@@ -211,7 +211,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 			return Submitted{}, err
 		}
 		if created {
-			return s.upload(ctx, sub, before)
+			return s.upload(ctx, sub, names, before)
 		}
 		got, found, err := s.Resume(ctx, sub)
 		if err != nil || found {
@@ -223,7 +223,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 
 // upload stores a created submission's files, marks them complete and
 // starts its workflow, removing everything again if any of it fails.
-func (s *Service) upload(ctx context.Context, sub Submission, submittedBefore time.Time) (Submitted, error) {
+func (s *Service) upload(ctx context.Context, sub Submission, names []string, submittedBefore time.Time) (Submitted, error) {
 	undo := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -243,7 +243,7 @@ func (s *Service) upload(ctx context.Context, sub Submission, submittedBefore ti
 		undo()
 		return Submitted{}, err
 	}
-	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Lane: sub.Lane})
+	run, err := s.start(ctx, contract.Input{SubmissionID: sub.ID, Assignment: sub.Assignment, Student: sub.Student, Lane: sub.Lane, Files: names})
 	if err != nil {
 		undo()
 		return Submitted{}, err
@@ -309,7 +309,7 @@ func (s *Service) Resume(ctx context.Context, sub Submission) (got Submitted, fo
 		}
 		return Submitted{}, false, nil
 	}
-	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student, Lane: existing.Lane})
+	run, err := s.start(ctx, contract.Input{SubmissionID: existing.ID, Assignment: existing.Assignment, Student: existing.Student, Lane: existing.Lane, Files: existing.Files})
 	if err != nil {
 		return Submitted{}, true, err
 	}

@@ -40,6 +40,7 @@ func Submission(ctx workflow.Context, in contract.Input) (contract.Result, error
 			Assignment:   in.Assignment,
 			Student:      in.Student,
 			WorkflowID:   workflow.GetInfo(ctx).WorkflowExecution.ID,
+			Files:        in.Files,
 		},
 		stage: contract.StageInfo{Stage: contract.StageSubmitted, Since: workflow.Now(ctx)},
 	}
