@@ -341,16 +341,17 @@ func (m manifest) matches(dir string, want []string) bool {
 	return true
 }
 
+// sumFile is the size and SHA-256 of the file at path.
 func sumFile(path string) (fileSum, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fileSum{}, fmt.Errorf("prefetch sum: %w", err)
+		return fileSum{}, fmt.Errorf("sum file: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return fileSum{}, fmt.Errorf("prefetch sum %s: %w", path, err)
+		return fileSum{}, fmt.Errorf("sum file %s: %w", path, err)
 	}
 	return fileSum{size: n, sha: hex.EncodeToString(h.Sum(nil))}, nil
 }

@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -258,27 +255,17 @@ func (a *Activities) blob(ctx context.Context, f contract.FileRef, max int64) (*
 		if _, err := a.Files.FetchBlob(ctx, f.Blob, path, max); err != nil {
 			return err
 		}
-		// The cache is by content: what is cached must be that content.
-		return checkSHA256(path, f.SHA256)
+		// The cache is by content: what is cached must be that content. A
+		// mismatch is an infrastructure error: the fetch is retried.
+		got, err := sumFile(path)
+		if err != nil {
+			return err
+		}
+		if got.sha != f.SHA256 {
+			return fmt.Errorf("fetched file has SHA-256 %s, want %s", got.sha, f.SHA256)
+		}
+		return nil
 	})
-}
-
-// checkSHA256 fails (an infrastructure error: the fetch is retried) when
-// the file at path does not have the SHA-256 want.
-func checkSHA256(path, want string) error {
-	fh, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("check fetched file: %w", err)
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return fmt.Errorf("check fetched file: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("fetched file has SHA-256 %s, want %s", got, want)
-	}
-	return nil
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
