@@ -243,25 +243,16 @@ func (s *Store) WaitingSubmissions(ctx context.Context, stages ...contract.Stage
 		if err != nil {
 			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
 		}
-		var docs []struct {
-			ID         string `bson:"_id"`
-			Student    string `bson:"student"`
-			Assignment string `bson:"assignment"`
-			Lane       string `bson:"lane"`
-			Times      Times  `bson:"times"`
-		}
+		var docs []Submission
 		if err := cur.All(ctx, &docs); err != nil {
 			return nil, fmt.Errorf("find %s submissions: %w", stage, err)
 		}
 		for _, d := range docs {
-			w := Waiting{ID: d.ID, Student: d.Student, Assignment: d.Assignment, Lane: d.Lane, Stage: stage}
-			if d.Times.Submitted != nil {
-				w.Submitted = *d.Times.Submitted
+			d.Stage = stage
+			if stage != contract.StageQueued {
+				d.Times.Queued = nil // a queue time counts only in the queue
 			}
-			if d.Times.Queued != nil && stage == contract.StageQueued {
-				w.Queued = *d.Times.Queued
-			}
-			out = append(out, w)
+			out = append(out, WaitingOf(d))
 		}
 	}
 	return out, nil
