@@ -67,7 +67,7 @@ func (a *Activities) sanity(ctx context.Context, req contract.Request, marked fu
 	// submission's document first. Names the checks below refuse are not
 	// fetched.
 	var files []string
-	var filesErr error
+	var filesErr, namesErr error
 	fetched := make(chan struct{})
 	go func() {
 		defer close(fetched)
@@ -76,7 +76,7 @@ func (a *Activities) sanity(ctx context.Context, req contract.Request, marked fu
 				return
 			}
 		}
-		if contract.CheckFileNames(files) != nil {
+		if namesErr = contract.CheckFileNames(files); namesErr != nil {
 			return
 		}
 		stop := a.keepAlive(ctx, "fetching")
@@ -98,8 +98,8 @@ func (a *Activities) sanity(ctx context.Context, req contract.Request, marked fu
 		}
 	}
 
-	if err := contract.CheckFileNames(files); filesErr == nil && err != nil {
-		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: err.Error(), MaxScore: cfg.Points})
+	if namesErr != nil {
+		return contract.Plan{}, contract.NewStudentFailure(contract.Grade{Outcome: contract.OutcomeInvalidSubmission, Feedback: namesErr.Error(), MaxScore: cfg.Points})
 	}
 	if filesErr != nil {
 		return contract.Plan{}, filesErr
