@@ -201,7 +201,7 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	}
 	defer cleanup()
 	jobDir := filepath.Join(dir, "job")
-	grader, err := a.grader(ctx, plan.Config)
+	grader, err := a.grader(plan.Config)
 	if err != nil {
 		return contract.Execution{}, err
 	}
@@ -273,6 +273,7 @@ func (a *Activities) execute(ctx context.Context, plan contract.Plan) (contract.
 	if err != nil {
 		return contract.Execution{}, err
 	}
+	grader.ImageID = res.ImageID
 	log.Info("job finished", "submission_id", id, "exit_code", res.ExitCode, "elapsed", res.Elapsed, "oom_killed", res.OOMKilled, "timed_out", res.TimedOut)
 	if err := a.Submissions.MarkExecuteEnded(ctx, id, time.Now()); err != nil {
 		return contract.Execution{}, err

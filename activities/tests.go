@@ -70,6 +70,7 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, prog 
 		}
 	}
 	if len(todo) == 0 {
+		grader.ImageID = a.imageID(ctx, grader.Image)
 		return finishTests(tests, prog.Done, 0, grader), nil
 	}
 	if len(prog.Done) > 0 {
@@ -129,6 +130,7 @@ func (a *Activities) executeTests(ctx context.Context, plan contract.Plan, prog 
 	stop := make(chan struct{})
 	wg.Go(func() { live.loop(stop) })
 	res, runErr := a.Sandbox.Run(ctx, spec)
+	grader.ImageID = res.ImageID
 	close(stop)
 	wg.Wait()
 	live.scan() // whatever arrived last
@@ -197,7 +199,9 @@ func finishTests(tests []contract.TestSpec, done []contract.TestRun, seconds flo
 }
 
 // grader is the version of what grades with cfg: its revision and image.
-func (a *Activities) grader(ctx context.Context, cfg contract.Assignment) (contract.GraderVersion, error) {
+// The image's digest is the job container's (sandbox.Result.ImageID), set
+// once it ran.
+func (a *Activities) grader(cfg contract.Assignment) (contract.GraderVersion, error) {
 	image := a.Config.Image
 	if cfg.Image != "" {
 		if !a.allowedImage(cfg.Image) {
@@ -205,15 +209,21 @@ func (a *Activities) grader(ctx context.Context, cfg contract.Assignment) (contr
 		}
 		image = cfg.Image
 	}
-	g := contract.GraderVersion{AssignmentRevision: cfg.UpdatedAt.UnixMilli(), Image: image}
+	return contract.GraderVersion{AssignmentRevision: cfg.UpdatedAt.UnixMilli(), Image: image}, nil
+}
+
+// imageID is the digest of a local image, for a grading whose tests all
+// ran in an earlier attempt's container (empty when the sandbox cannot
+// tell).
+func (a *Activities) imageID(ctx context.Context, image string) string {
 	if id, ok := a.Sandbox.(interface {
 		ImageID(context.Context, string) (string, error)
 	}); ok {
 		if d, err := id.ImageID(ctx, image); err == nil {
-			g.ImageID = d
+			return d
 		}
 	}
-	return g, nil
+	return ""
 }
 
 func (a *Activities) allowedImage(image string) bool {

@@ -106,6 +106,9 @@ type Result struct {
 	StdoutTruncated bool
 	Stderr          string
 	Elapsed         time.Duration // from start to exit
+	// ImageID is the content ID (sha256 digest) of the image the container
+	// ran, from the engine's record of it; empty if that could not be read.
+	ImageID string
 }
 
 // Runner starts containers on one Docker engine.
@@ -247,8 +250,12 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	// Even a clean exit may hide an out-of-memory kill: the kernel may kill
 	// a student's mapper while the runner survives to report the failure.
-	if info, err := r.cli.ContainerInspect(bg, id); err == nil && info.State != nil {
-		res.OOMKilled = info.State.OOMKilled
+	// The same record names the image the job really ran.
+	if info, err := r.cli.ContainerInspect(bg, id); err == nil {
+		res.ImageID = info.Image
+		if info.State != nil {
+			res.OOMKilled = info.State.OOMKilled
+		}
 	}
 	res.Stdout = stdout.buf
 	res.StdoutTruncated = stdout.truncated
